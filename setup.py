@@ -61,7 +61,7 @@ core = Extension(
     define_macros=[("_GNU_SOURCE", None)],
     extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wno-unknown-pragmas"] + omp_c,
     extra_link_args=omp_l,
-    libraries=["m"],
+    libraries=["m", "dl", "pthread"],
 )
 
 setup(ext_modules=[core])

@@ -4,12 +4,15 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL circml_ARRAY_API
 #include <numpy/arrayobject.h>
 #include <math.h>
 #include <string.h>
 
 #include "../circuit/circuit.h"
 #include "../graph/graph.h"
+
+int cm_spice_module_init(PyObject *m);   /* _spice.c */
 
 static PyObject *NetlistError;        /* ValueError subclass with .file, .line, .reason */
 static PyObject *UnsafeNetlistError;  /* NetlistError subclass: refused by a safety rule */
@@ -627,6 +630,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_INCREF(UnsafeNetlistError);
     PyModule_AddObject(m, "NetlistError", NetlistError);
     PyModule_AddObject(m, "UnsafeNetlistError", UnsafeNetlistError);
+    if (cm_spice_module_init(m)) return NULL;
     PyModule_AddIntConstant(m, "SCHEMA_DICE", CM_SCHEMA_DICE);
     PyModule_AddIntConstant(m, "SCHEMA_EXTENDED", CM_SCHEMA_EXTENDED);
     return m;

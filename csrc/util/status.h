@@ -12,7 +12,11 @@ typedef enum {
     CM_ERR_PARSE = 3,     /* malformed input; cm_error says where and what */
     CM_ERR_VALUE = 4,     /* a bad argument from the caller */
     CM_ERR_REFUSED = 5,   /* input refused by a safety rule (.control, include outside allowed folders) */
-    CM_ERR_UNSUPPORTED = 6 /* well-formed input that circml does not handle yet */
+    CM_ERR_UNSUPPORTED = 6,/* well-formed input that circml does not handle yet */
+    CM_ERR_SIMULATION = 7, /* the simulator reported an error (message in cm_error) */
+    CM_ERR_TIMEOUT = 8,    /* a simulation ran past its time limit and was halted */
+    CM_ERR_DEAD = 9,       /* the simulator library exited fatally and must be reloaded */
+    CM_ERR_LIBRARY = 10    /* the simulator library could not be loaded */
 } cm_status;
 
 typedef struct {
