@@ -48,8 +48,9 @@ class Device:
         return (self.name, self.kind, self.nets, self.model, v, self.value_text, p, self.control)
 
 
-def _options(model_map, include_dirs, allow_control, allow_any_include):
+def _options(model_map, include_dirs, allow_control, allow_any_include, params=None):
     return dict(
+        params=dict(params) if params else None,
         model_map=dict(model_map) if model_map else None,
         include_dirs=[os.fspath(d) for d in include_dirs] if include_dirs else None,
         allow_control=bool(allow_control),
@@ -65,6 +66,7 @@ def parse_netlist(
     include_dirs: Optional[Sequence[PathLike]] = None,
     allow_control: bool = False,
     allow_any_include: bool = False,
+    params: Optional[Dict[str, float]] = None,
 ) -> "Circuit":
     """Read a SPICE netlist from a string.
 
@@ -77,6 +79,8 @@ def parse_netlist(
         allow_control: keep ``.control`` blocks instead of refusing them (they can run shell
             commands when simulated).
         allow_any_include: follow includes anywhere.
+        params: values that replace top-level ``.param`` definitions of the same name (a
+            testbench's design values); each must name a ``.param`` of the netlist.
 
     Raises:
         NetlistError: malformed input; ``err.file``, ``err.line`` and ``err.reason`` locate it.
@@ -90,7 +94,7 @@ def parse_netlist(
     if isinstance(text, str):
         text = text.encode("utf-8")
     fn = os.fspath(filename) if filename is not None else None
-    handle = _core.parse(text, fn, **_options(model_map, include_dirs, allow_control, allow_any_include))
+    handle = _core.parse(text, fn, **_options(model_map, include_dirs, allow_control, allow_any_include, params))
     return Circuit(handle, source=fn)
 
 
@@ -101,6 +105,7 @@ def read_netlist(
     include_dirs: Optional[Sequence[PathLike]] = None,
     allow_control: bool = False,
     allow_any_include: bool = False,
+    params: Optional[Dict[str, float]] = None,
 ) -> "Circuit":
     """Read a SPICE netlist file (see :func:`parse_netlist` for the options).
 
@@ -110,7 +115,7 @@ def read_netlist(
         >>> c = read_netlist(lib[0].path, include_dirs=[lib[0].path.parent.parent])
     """
     path = os.fspath(path)
-    handle = _core.read(path, **_options(model_map, include_dirs, allow_control, allow_any_include))
+    handle = _core.read(path, **_options(model_map, include_dirs, allow_control, allow_any_include, params))
     return Circuit(handle, source=path)
 
 

@@ -99,6 +99,9 @@ typedef struct {
     const char *const *model_types;
     int n_model_map;
     int max_depth;               /* subcircuit nesting limit; 0 = default 64 */
+    const char *const *override_names; /* [n_overrides] top-level .param values that replace the */
+    const double *override_values;     /* netlist's own (design values of a testbench); names */
+    int n_overrides;                   /* lowercase. Each must name a .param of the netlist. */
 } cm_parse_options;
 
 void cm_parse_options_default(cm_parse_options *opt);

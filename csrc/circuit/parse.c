@@ -76,6 +76,7 @@ typedef struct {
     char **allowed; int n_allowed;                    /* realpaths of allowed folders */
     int depth;
     const card *cur;                                  /* card being read, for messages */
+    char *override_used;                              /* [n_overrides] */
     const scope *cur_scope;                           /* for expression lookups */
 } ctx;
 
@@ -1187,6 +1188,14 @@ static cm_status add_global_param(ctx *x, const card *cd, slice k, slice v) {
     snprintf(what, sizeof what, ".param '%.*s'", tlen(k), k.s);
     cm_status st = eval_token(x, cd, v, what, &val, &keep);
     if (st) return st;
+    for (int i = 0; i < x->opt->n_overrides; i++) {
+        const char *o = x->opt->override_names[i];
+        if (strlen(o) == k.n && memcmp(o, k.s, k.n) == 0) {
+            val = x->opt->override_values[i];
+            keep = 0;
+            x->override_used[i] = 1;
+        }
+    }
     GROW(c->globals, c->n_globals, c->cap_globals, 16);
     cm_param *p = &c->globals[c->n_globals];
     p->name = intern(x, &c->strs, k.s, k.n);
@@ -1448,6 +1457,7 @@ static void ctx_free(ctx *x) {
     free(x->text); free(x->cards); free(x->control); free(x->subs);
     cm_strtab_free(&x->subnames); cm_strtab_free(&x->modelnames);
     free(x->sub_ports); free(x->sub_params); free(x->model_def_file); free(x->model_def_line);
+    free(x->override_used);
     free(x->top_cards); free(x->frame); free(x->toks); free(x->scratch); free(x->scratch2);
     for (int i = 0; i < x->n_allowed; i++) free(x->allowed[i]);
     free(x->allowed);
@@ -1495,8 +1505,16 @@ cm_status cm_circuit_parse(const char *text, size_t len, const char *filename, c
     }
     for (int i = 0; i < opt->n_include_dirs; i++)
         if (add_allowed(&x, opt->include_dirs[i])) { st = nomem(&x); goto done; }
+    if (opt->n_overrides > 0 && !(x.override_used = calloc((size_t)opt->n_overrides, 1))) { st = nomem(&x); goto done; }
     if ((st = read_source(&x, text, len, fid, 0, 1, NULL))) goto done;
     if ((st = collect(&x))) goto done;
+    for (int i = 0; i < opt->n_overrides; i++)
+        if (!x.override_used[i]) {
+            st = cm_error_set(err, CM_ERR_VALUE, file_name(&x, fid), 0,
+                              "parameter '%s' is not defined by a top-level .param of this netlist",
+                              opt->override_names[i]);
+            goto done;
+        }
     scope top = {"", 0, NULL, NULL, 0, 0, 0};
     for (int32_t i = 0; i < x.n_top; i++)
         if ((st = instantiate(&x, &x.cards[x.top_cards[i]], &top))) goto done;

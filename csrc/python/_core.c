@@ -66,7 +66,9 @@ typedef struct {
     PyObject *keep;         /* list keeping bytes objects alive */
     const char **inc;       /* include dirs */
     const char **mnames, **mtypes;
-    int n_inc, n_map;
+    const char **pnames;
+    double *pvalues;
+    int n_inc, n_map, n_par;
 } opt_store;
 
 static void opt_store_free(opt_store *s) {
@@ -74,6 +76,8 @@ static void opt_store_free(opt_store *s) {
     PyMem_Free(s->inc);
     PyMem_Free(s->mnames);
     PyMem_Free(s->mtypes);
+    PyMem_Free(s->pnames);
+    PyMem_Free(s->pvalues);
 }
 
 static const char *keep_fs(opt_store *s, PyObject *o) {
@@ -85,7 +89,7 @@ static const char *keep_fs(opt_store *s, PyObject *o) {
 }
 
 static int fill_options(cm_parse_options *opt, opt_store *s, PyObject *model_map, PyObject *include_dirs,
-                        int allow_control, int allow_any_include) {
+                        int allow_control, int allow_any_include, PyObject *params) {
     memset(s, 0, sizeof *s);
     cm_parse_options_default(opt);
     opt->allow_control = allow_control;
@@ -138,22 +142,56 @@ static int fill_options(cm_parse_options *opt, opt_store *s, PyObject *model_map
         opt->model_types = s->mtypes;
         opt->n_model_map = s->n_map;
     }
+    if (params && params != Py_None) {
+        if (!PyDict_Check(params)) {
+            PyErr_SetString(PyExc_TypeError, "params must be a dict {name: number}");
+            return -1;
+        }
+        Py_ssize_t n = PyDict_Size(params), pos = 0, i = 0;
+        s->pnames = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+        s->pvalues = PyMem_Calloc((size_t)n + 1, sizeof(double));
+        if (!s->pnames || !s->pvalues) { PyErr_NoMemory(); return -1; }
+        PyObject *k, *v;
+        while (PyDict_Next(params, &pos, &k, &v)) {
+            if (!PyUnicode_Check(k)) { PyErr_SetString(PyExc_TypeError, "params keys must be strings"); return -1; }
+            PyObject *low = PyObject_CallMethod(k, "lower", NULL);
+            if (!low) return -1;
+            PyObject *b = PyUnicode_AsUTF8String(low);
+            Py_DECREF(low);
+            if (!b) return -1;
+            if (PyList_Append(s->keep, b)) { Py_DECREF(b); return -1; }
+            Py_DECREF(b);
+            double d = PyFloat_AsDouble(v);
+            if (d == -1.0 && PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError, "params[%R] must be a number, got %R", k, v);
+                return -1;
+            }
+            s->pnames[i] = PyBytes_AS_STRING(b);
+            s->pvalues[i] = d;
+            i++;
+        }
+        s->n_par = (int)i;
+        opt->override_names = s->pnames;
+        opt->override_values = s->pvalues;
+        opt->n_overrides = s->n_par;
+    }
     return 0;
 }
 
 static PyObject *py_parse(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"text", "filename", "model_map", "include_dirs", "allow_control", "allow_any_include", NULL};
+    static char *kwlist[] = {"text", "filename", "model_map", "include_dirs", "allow_control", "allow_any_include",
+                             "params", NULL};
     Py_buffer text;
-    PyObject *filename = Py_None, *model_map = Py_None, *include_dirs = Py_None;
+    PyObject *filename = Py_None, *model_map = Py_None, *include_dirs = Py_None, *params = Py_None;
     int allow_control = 0, allow_any_include = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s*|OOOpp", kwlist, &text, &filename, &model_map, &include_dirs,
-                                     &allow_control, &allow_any_include))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s*|OOOppO", kwlist, &text, &filename, &model_map, &include_dirs,
+                                     &allow_control, &allow_any_include, &params))
         return NULL;
     cm_parse_options opt;
     opt_store store;
     PyObject *fn_bytes = NULL, *result = NULL;
-    if (fill_options(&opt, &store, model_map, include_dirs, allow_control, allow_any_include)) goto out;
+    if (fill_options(&opt, &store, model_map, include_dirs, allow_control, allow_any_include, params)) goto out;
     if (filename != Py_None && !PyUnicode_FSConverter(filename, &fn_bytes)) goto out;
     cm_circuit *c = NULL;
     cm_error err;
@@ -174,15 +212,15 @@ out:
 
 static PyObject *py_read(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"path", "model_map", "include_dirs", "allow_control", "allow_any_include", NULL};
-    PyObject *path_bytes = NULL, *model_map = Py_None, *include_dirs = Py_None, *result = NULL;
+    static char *kwlist[] = {"path", "model_map", "include_dirs", "allow_control", "allow_any_include", "params", NULL};
+    PyObject *path_bytes = NULL, *model_map = Py_None, *include_dirs = Py_None, *result = NULL, *params = Py_None;
     int allow_control = 0, allow_any_include = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|OOpp", kwlist, PyUnicode_FSConverter, &path_bytes, &model_map,
-                                     &include_dirs, &allow_control, &allow_any_include))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|OOppO", kwlist, PyUnicode_FSConverter, &path_bytes, &model_map,
+                                     &include_dirs, &allow_control, &allow_any_include, &params))
         return NULL;
     cm_parse_options opt;
     opt_store store;
-    if (fill_options(&opt, &store, model_map, include_dirs, allow_control, allow_any_include)) goto out;
+    if (fill_options(&opt, &store, model_map, include_dirs, allow_control, allow_any_include, params)) goto out;
     cm_circuit *c = NULL;
     cm_error err;
     cm_status st;
