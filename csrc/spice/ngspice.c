@@ -57,8 +57,11 @@ struct cm_spice {
     size_t text_cap;
 };
 
-/* Only one instance may be live: ngspice's state is global. */
+/* Only one instance may be live: ngspice's state is global. The library is never unloaded
+ * (dlclose leaves ngspice's threads and exit handlers pointing at unmapped code): a healthy
+ * instance is parked on close and handed to the next open; a dead one stays loaded, unused. */
 static cm_spice *g_live = NULL;
+static cm_spice *g_parked = NULL;
 
 static int is_error_line(const char *s) {
     /* ngspice marks errors in several ways; warnings are not errors. */
@@ -164,6 +167,20 @@ cm_status cm_spice_open(const char *libpath, cm_spice **out, cm_error *err) {
                             "a simulator is already open in this process (ngspice keeps global state); close it first");
     if (!libpath || !*libpath) libpath = getenv("CIRCML_NGSPICE_LIBRARY");
     if (!libpath || !*libpath) libpath = "libngspice.so.0";
+    if (g_parked && strcmp(g_parked->path, libpath) == 0) {
+        cm_spice *s = g_parked;
+        g_parked = NULL;
+        pthread_mutex_lock(&s->mu);
+        s->out_len = 0;
+        if (s->out) s->out[0] = 0;
+        s->n_errors = 0;
+        s->context_lines = 0;
+        s->first_error[0] = 0;
+        pthread_mutex_unlock(&s->mu);
+        g_live = s;
+        *out = s;
+        return CM_OK;
+    }
     cm_spice *s = calloc(1, sizeof *s);
     if (!s) return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory");
     pthread_mutex_init(&s->mu, NULL);
@@ -189,6 +206,8 @@ cm_status cm_spice_open(const char *libpath, cm_spice **out, cm_error *err) {
     if (load != libpath) unlink(copy);   /* the mapping stays valid */
     if (!s->lib) {
         const char *why = dlerror();
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
         cm_error_set(err, CM_ERR_LIBRARY, "", 0,
                      "cannot load the ngspice shared library '%s' (%s). Install it: Debian/Ubuntu "
                      "'apt-get install libngspice0', macOS 'brew install libngspice', conda "
@@ -201,7 +220,6 @@ cm_status cm_spice_open(const char *libpath, cm_spice **out, cm_error *err) {
     do {                                                                                      \
         *(void **)(&s->field) = dlsym(s->lib, name);                                          \
         if (!s->field) {                                                                      \
-            dlclose(s->lib);                                                                  \
             free(s);                                                                          \
             return cm_error_set(err, CM_ERR_LIBRARY, "", 0, "'%s' lacks %s: not libngspice?", \
                                 libpath, name);                                               \
@@ -219,29 +237,31 @@ cm_status cm_spice_open(const char *libpath, cm_spice **out, cm_error *err) {
     g_live = s;
     s->init(cb_print, cb_stat, cb_exit, NULL, NULL, cb_bg, s);
     if (s->dead) {
-        cm_spice_close(s);
+        g_live = NULL;
         return cm_error_set(err, CM_ERR_LIBRARY, "", 0, "ngspice exited during initialisation");
     }
+    /* ngspice evaluates devices with OpenMP, 2 threads unless told otherwise, and each run in
+     * its background thread would start a new thread team: 3-6x slower for small circuits.
+     * circml parallelises over processes, so one thread each. */
+    char threads[] = "set num_threads=1";
+    s->command(threads);
     *out = s;
     return CM_OK;
 }
 
 void cm_spice_close(cm_spice *s) {
     if (!s) return;
-    if (!s->dead && s->command) {
-        if (s->running && s->running()) s->command("bg_halt");
-        s->command("destroy all");
-        s->command("remcirc");
-    }
-    /* Only unload a healthy library: after a fatal error ngspice's threads may still refer to it. */
-    if (!s->dead && s->lib) dlclose(s->lib);
     if (g_live == s) g_live = NULL;
-    free(s->out);
-    free(s->lines);
-    free(s->text);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    free(s);
+    if (s->dead) return;   /* ngspice may still call back into it: leave it be */
+    if (s->running && s->running()) {
+        char halt[] = "bg_halt";
+        s->command(halt);
+    }
+    char a[] = "destroy all", b[] = "remcirc";
+    s->command(a);
+    s->command(b);
+    if (g_parked && g_parked != s) return;   /* cannot happen: one live instance at a time */
+    g_parked = s;
 }
 
 static cm_status check_dead(cm_spice *s, cm_error *err) {

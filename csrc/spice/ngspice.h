@@ -6,7 +6,7 @@
  * Output lines arrive through ngspice's print callback and are kept to build messages.
  * A fatal error inside ngspice calls our exit callback instead of exiting the process; the
  * instance is then marked dead (CM_ERR_DEAD) and must be closed and opened again, which
- * loads a fresh private copy of the library. */
+ * loads a fresh private copy of the library (the dead one stays mapped, unused). */
 #ifndef CIRCML_NGSPICE_H
 #define CIRCML_NGSPICE_H
 #include <stddef.h>
@@ -17,6 +17,8 @@ typedef struct cm_spice cm_spice;
 /* Load libngspice from `libpath` (NULL: $CIRCML_NGSPICE_LIBRARY, else libngspice.so.0) and
  * initialise it. Fails with CM_ERR_LIBRARY and an install hint when it cannot be loaded. */
 cm_status cm_spice_open(const char *libpath, cm_spice **out, cm_error *err);
+/* Release the instance. The library stays loaded (unloading ngspice is not safe): a healthy
+ * instance is kept for the next cm_spice_open of the same library; `s` must not be used after. */
 void cm_spice_close(cm_spice *s);
 
 /* Load a netlist (text, lines separated by '\n'; title first; analyses as dot-cards). */
