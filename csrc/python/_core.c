@@ -11,6 +11,7 @@
 
 #include "../circuit/circuit.h"
 #include "../graph/graph.h"
+#include "../augment/augment.h"
 
 int cm_spice_module_init(PyObject *m);   /* _spice.c */
 
@@ -591,6 +592,88 @@ out:
     return result;
 }
 
+/* augment(bases, base_of, masks, n_subs, seed) -> (list of handles, n_applied int32 array) */
+static PyObject *py_augment(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *bases_o, *base_of_o, *masks_o;
+    int n_subs;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OOOiK", &bases_o, &base_of_o, &masks_o, &n_subs, &seed)) return NULL;
+    if (n_subs < 1) { PyErr_SetString(PyExc_ValueError, "n_subs must be at least 1"); return NULL; }
+    PyObject *seq = PySequence_Fast(bases_o, "bases must be a sequence of circuit handles");
+    if (!seq) return NULL;
+    PyArrayObject *base_of = NULL, *masks = NULL, *n_applied = NULL, *status = NULL;
+    const cm_circuit **bases = NULL;
+    cm_circuit **outs = NULL;
+    PyObject *result = NULL, *list = NULL;
+    Py_ssize_t B = PySequence_Fast_GET_SIZE(seq);
+    base_of = (PyArrayObject *)PyArray_FROM_OTF(base_of_o, NPY_INT64, NPY_ARRAY_IN_ARRAY);
+    masks = (PyArrayObject *)PyArray_FROM_OTF(masks_o, NPY_UINT64, NPY_ARRAY_IN_ARRAY);
+    if (!base_of || !masks) goto out;
+    if (PyArray_NDIM(base_of) != 1 || PyArray_NDIM(masks) != 1 || PyArray_DIM(base_of, 0) != PyArray_DIM(masks, 0)) {
+        PyErr_SetString(PyExc_ValueError, "base_of and masks must be 1-D arrays of the same length");
+        goto out;
+    }
+    npy_intp V = PyArray_DIM(base_of, 0);
+    const int64_t *bo = PyArray_DATA(base_of);
+    for (npy_intp v = 0; v < V; v++)
+        if (bo[v] < 0 || bo[v] >= B) {
+            PyErr_Format(PyExc_ValueError, "base_of[%zd] = %lld is not a base index in [0, %zd)", (Py_ssize_t)v,
+                         (long long)bo[v], B);
+            goto out;
+        }
+    bases = PyMem_Calloc((size_t)B + 1, sizeof *bases);
+    outs = PyMem_Calloc((size_t)V + 1, sizeof *outs);
+    if (!bases || !outs) { PyErr_NoMemory(); goto out; }
+    for (Py_ssize_t b = 0; b < B; b++)
+        if (!(bases[b] = get_circuit(PySequence_Fast_GET_ITEM(seq, b)))) goto out;
+    n_applied = (PyArrayObject *)PyArray_ZEROS(1, &V, NPY_INT32, 0);
+    status = (PyArrayObject *)PyArray_ZEROS(1, &V, NPY_INT32, 0);
+    if (!n_applied || !status) goto out;
+    cm_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = cm_augment_batch(bases, bo, PyArray_DATA(masks), V, n_subs, (uint64_t)seed, outs, PyArray_DATA(n_applied),
+                          PyArray_DATA(status));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        if (st == CM_ERR_NOMEM) PyErr_NoMemory();
+        else PyErr_Format(PyExc_RuntimeError, "augmentation failed (status %d)", st);
+        goto out;
+    }
+    list = PyList_New(V);
+    if (!list) goto out;
+    for (npy_intp v = 0; v < V; v++) {
+        PyObject *cap = PyCapsule_New(outs[v], CAPSULE_NAME, capsule_free);
+        if (!cap) goto out;
+        outs[v] = NULL;
+        PyList_SET_ITEM(list, v, cap);
+    }
+    result = Py_BuildValue("(OO)", list, n_applied);
+out:
+    if (outs) {
+        for (npy_intp v = 0; base_of && v < PyArray_DIM(base_of, 0); v++) cm_circuit_free(outs[v]);
+        PyMem_Free(outs);
+    }
+    PyMem_Free(bases);
+    Py_XDECREF(list); Py_XDECREF(base_of); Py_XDECREF(masks); Py_XDECREF(n_applied); Py_XDECREF(status);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *py_augment_rules(PyObject *self, PyObject *unused) {
+    (void)self; (void)unused;
+    int n = cm_augment_rule_count();
+    PyObject *l = PyList_New(n);
+    if (!l) return NULL;
+    for (int r = 0; r < n; r++) {
+        PyObject *t = Py_BuildValue("(sOs)", cm_augment_rule_name(r), cm_augment_rule_is_negative(r) ? Py_True : Py_False,
+                                    cm_augment_rule_description(r));
+        if (!t) { Py_DECREF(l); return NULL; }
+        PyList_SET_ITEM(l, r, t);
+    }
+    return l;
+}
+
 static PyObject *py_kind_names(PyObject *self, PyObject *unused) {
     (void)self; (void)unused;
     PyObject *l = PyList_New(CM_DEV_KIND_COUNT);
@@ -644,6 +727,9 @@ static PyMethodDef methods[] = {
     {"graph_batch", (PyCFunction)(void (*)(void))py_graph_batch, METH_VARARGS | METH_KEYWORDS,
      "graph_batch(handles, roles=None, schema='dice', value_features=False) -> dict of arrays"},
     {"collate", py_collate, METH_O, "collate([(x, node_type, edge_index, edge_type, edge_attr), ...]) -> dict"},
+    {"augment", py_augment, METH_VARARGS,
+     "augment(bases, base_of, masks, n_subs, seed) -> (views, n_applied): view v augments bases[base_of[v]] with rule mask masks[v]"},
+    {"augment_rules", py_augment_rules, METH_NOARGS, "[(name, is_negative, description)] in rule-bit order"},
     {"kind_names", py_kind_names, METH_NOARGS, "device kind names, by kind code"},
     {"parse_number", py_parse_number, METH_O, "parse a SPICE number with SI suffix"},
     {"format_number", py_format_number, METH_O, "shortest text that reads back as the same float"},
