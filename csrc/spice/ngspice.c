@@ -67,6 +67,8 @@ static int is_error_line(const char *s) {
     /* ngspice marks errors in several ways; warnings are not errors. */
     const char *p = s;
     while (*p && isspace((unsigned char)*p)) p++;
+    /* ngspice warns, then often recovers (gmin or source stepping): not an error by itself */
+    if (strncasecmp(p, "warning", 7) == 0 || strncasecmp(p, "note", 4) == 0) return 0;
     if (strncasecmp(p, "error", 5) == 0) return 1;
     if (strstr(s, "singular matrix") || strstr(s, "Timestep too small") || strstr(s, "timestep too small") ||
         strstr(s, "simulation(s) aborted") || strstr(s, "iteration limit reached") ||
