@@ -1,0 +1,6 @@
+"""DICE: device-level circuit encoder pretraining (augmentation so far; encoder to come)."""
+from .augment import (NEGATIVE_RULES, POSITIVE_RULES, RULES, AugmentedBatch, Compose, NegativeView, PositiveView,
+                      ToGraph, augment_batch, rule_mask)
+
+__all__ = ["RULES", "POSITIVE_RULES", "NEGATIVE_RULES", "PositiveView", "NegativeView", "ToGraph", "Compose",
+           "augment_batch", "AugmentedBatch", "rule_mask"]
