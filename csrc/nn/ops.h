@@ -1,0 +1,70 @@
+/* ops.h: neural-network layers as forward/backward pairs (llm.c conventions).
+ *
+ * forward(outputs, saved-for-backward, inputs, parameters, sizes);
+ * backward(dinputs, dparams, doutput, inputs, params, saved, sizes) ACCUMULATES (+=) into
+ * gradients, so one zeroing of the gradient block comes before each step.
+ * Sizes: B rows (nodes, edges or graphs), C input channels, OC output channels, N nodes,
+ * E edges, G graphs. Every buffer is row-major. `real` is float in the library; the gradient
+ * tests compile the same file with -DCM_REAL=double.
+ * OpenMP sits on loops whose iterations write disjoint memory; where a gradient collects
+ * from many rows (weight gradients, scatters) the loop nest is split so each output element
+ * has one writer, which keeps results identical for any thread count. */
+#ifndef CIRCML_NN_OPS_H
+#define CIRCML_NN_OPS_H
+#include <stdint.h>
+
+#ifndef CM_REAL
+#define CM_REAL float
+#endif
+typedef CM_REAL real;
+
+/* out[B,OC] = inp[B,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL) */
+void linear_forward(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC);
+void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
+                     int64_t B, int C, int OC);
+
+/* GELU, exact form x * Phi(x) (PyTorch's default nn.GELU). */
+void gelu_forward(real *out, const real *inp, int64_t n);
+void gelu_backward(real *dinp, const real *dout, const real *inp, int64_t n);
+
+/* Batch norm over rows, training mode: out = (x - mean) * rstd * gamma + beta, biased
+ * variance; mean[C], rstd[C] are saved; running stats updated with `momentum` when not NULL
+ * (unbiased variance, as PyTorch). */
+void batchnorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *gamma, const real *beta,
+                       int64_t B, int C, real eps, real *running_mean, real *running_var, real momentum);
+void batchnorm_backward(real *dinp, real *dgamma, real *dbeta, const real *dout, const real *inp, const real *gamma,
+                        const real *mean, const real *rstd, int64_t B, int C);
+/* Evaluation mode with running statistics. */
+void batchnorm_inference(real *out, const real *inp, const real *gamma, const real *beta, const real *running_mean,
+                         const real *running_var, int64_t B, int C, real eps);
+
+/* Dropout with a counter-based mask: element i is kept when hash(seed, i) >= p; kept values
+ * are scaled by 1/(1-p). mask[n] (uint8) is saved for backward. */
+void dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
+void dropout_backward(real *dinp, const real *dout, const uint8_t *mask, int64_t n, real p);
+
+/* out[E,C] = a[idx_a[e],C] * b[e,C]  (the GIN-with-edge-features message h_src * e) */
+void gather_mul_forward(real *out, const real *a, const int64_t *idx, const real *b, int64_t E, int C);
+void gather_mul_backward(real *da, real *db, const real *dout, const real *a, const int64_t *idx, const real *b,
+                         int64_t E, int C, int64_t N, const int64_t *csr_ptr, const int64_t *csr_edges);
+
+/* Scatter-add rows into segments: out[N,C] += src[E,C] summed over e with idx[e] == n.
+ * Parallel over output rows via a CSR grouping of edges by target (csr_ptr[N+1],
+ * csr_edges[E]), built once per graph batch with scatter_csr. */
+void scatter_csr(int64_t *csr_ptr, int64_t *csr_edges, const int64_t *idx, int64_t E, int64_t N);
+void scatter_add_forward(real *out, const real *src, const int64_t *csr_ptr, const int64_t *csr_edges, int64_t N, int C);
+void scatter_add_backward(real *dsrc, const real *dout, const int64_t *idx, int64_t E, int C);
+
+/* out[B,C] = x[B,C] * (1 + eps) + z[B,C]  (GIN's update input); eps is a learnable scalar. */
+void gin_combine_forward(real *out, const real *x, const real *z, const real *eps, int64_t B, int C);
+void gin_combine_backward(real *dx, real *dz, real *deps, const real *dout, const real *x, const real *eps, int64_t B,
+                          int C);
+
+/* AdamW over a flat parameter block (decoupled weight decay), step t >= 1. */
+void adamw_update(real *params, const real *grads, real *m, real *v, int64_t n, real lr, real beta1, real beta2,
+                  real eps, real weight_decay, int t);
+
+/* Counter-based hash to [0, 1): the RNG behind dropout (and augmentation seeds). */
+double cm_uniform(uint64_t seed, uint64_t i);
+
+#endif
