@@ -267,3 +267,30 @@ void adamw_update(real *params, const real *grads, real *m, real *v, int64_t n, 
         params[i] -= (real)(lr * (mh / (sqrt(vh) + eps) + weight_decay * params[i]));
     }
 }
+
+/* ---------------------------------------------------------------- edge difference */
+
+void gather_diff_forward(real *out, const real *z, const int64_t *src, const int64_t *dst, int64_t E, int C) {
+#pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < E; e++) {
+        const real *a = z + src[e] * C, *b = z + dst[e] * C;
+        real *o = out + e * C;
+        for (int c = 0; c < C; c++) o[c] = a[c] - b[c];
+    }
+}
+
+void gather_diff_backward(real *dz, const real *dout, int64_t N, int C, const int64_t *src_ptr,
+                          const int64_t *src_edges, const int64_t *dst_ptr, const int64_t *dst_edges) {
+#pragma omp parallel for schedule(dynamic, 64)
+    for (int64_t n = 0; n < N; n++) {
+        real *d = dz + n * C;
+        for (int64_t k = src_ptr[n]; k < src_ptr[n + 1]; k++) {
+            const real *g = dout + src_edges[k] * C;
+            for (int c = 0; c < C; c++) d[c] += g[c];
+        }
+        for (int64_t k = dst_ptr[n]; k < dst_ptr[n + 1]; k++) {
+            const real *g = dout + dst_edges[k] * C;
+            for (int c = 0; c < C; c++) d[c] -= g[c];
+        }
+    }
+}

@@ -67,4 +67,9 @@ void adamw_update(real *params, const real *grads, real *m, real *v, int64_t n, 
 /* Counter-based hash to [0, 1): the RNG behind dropout (and augmentation seeds). */
 double cm_uniform(uint64_t seed, uint64_t i);
 
+/* out[E,C] = z[src[e]] - z[dst[e]]  (the edge update's z_s - z_d) */
+void gather_diff_forward(real *out, const real *z, const int64_t *src, const int64_t *dst, int64_t E, int C);
+/* dz[n] += sum_{src[e]=n} dout[e] - sum_{dst[e]=n} dout[e], one writer per node via both CSRs */
+void gather_diff_backward(real *dz, const real *dout, int64_t N, int C, const int64_t *src_ptr,
+                          const int64_t *src_edges, const int64_t *dst_ptr, const int64_t *dst_edges);
 #endif

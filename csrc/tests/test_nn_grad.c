@@ -4,6 +4,7 @@
  * inference against its definition, AdamW against a scalar reference, dropout statistics.
  * Prints "N passed, M failed" and exits non-zero on any failure. */
 #include "../nn/ops.h"
+#include "../nn/loss.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,7 +179,68 @@ static void test_adamw(void) {
     check("adamw matches reference", p[0], rp, 1e-12);
 }
 
+/* ---- edge difference ---- */
+typedef struct { real *z, *out, *r; int64_t *src, *dst; int64_t N, E; int C; } gd_ctx;
+static double gd_loss(void *p) { gd_ctx *c = p; gather_diff_forward(c->out, c->z, c->src, c->dst, c->E, c->C); return dot(c->out, c->r, c->E * c->C); }
+static void test_gather_diff(void) {
+    gd_ctx c = {0};
+    c.N = 5; c.E = 9; c.C = 2;
+    c.z = vec(c.N * c.C); c.out = zeros(c.E * c.C); c.r = vec(c.E * c.C);
+    c.src = malloc(sizeof(int64_t) * 9); c.dst = malloc(sizeof(int64_t) * 9);
+    for (int e = 0; e < 9; e++) { c.src[e] = (int64_t)(urand() * 5); c.dst[e] = (int64_t)(urand() * 5); }
+    int64_t sp[6], se[9], dp[6], de[9];
+    scatter_csr(sp, se, c.src, 9, 5);
+    scatter_csr(dp, de, c.dst, 9, 5);
+    real *dz = zeros(c.N * c.C);
+    gather_diff_backward(dz, c.r, c.N, c.C, sp, se, dp, de);
+    for (int64_t i = 0; i < c.N * c.C; i++) check("gather_diff dz", dz[i], numeric_grad(gd_loss, &c, c.z, i), 1e-7);
+    free(c.z); free(c.out); free(c.r); free(c.src); free(c.dst); free(dz);
+}
+
+/* ---- l2 norm + DICE loss (and NT-Xent as tau = tau_p = tau_n) ---- */
+typedef struct { real *y, *u, *norm, *sim; double *anchor; int64_t *group; uint8_t *neg; int64_t G; int D; double t, tp, tn; } dl_ctx;
+static double dl_loss(void *p) {
+    dl_ctx *c = p;
+    l2norm_forward(c->u, c->norm, c->y, c->G, c->D);
+    return dice_loss_forward(c->sim, c->anchor, c->u, c->group, c->neg, c->G, c->D, c->t, c->tp, c->tn, NULL);
+}
+static void test_dice_loss(double t, double tp, double tn, const char *name) {
+    dl_ctx c = {0};
+    c.G = 9; c.D = 4; c.t = t; c.tp = tp; c.tn = tn;
+    c.y = vec(c.G * c.D); c.u = zeros(c.G * c.D); c.norm = zeros(c.G); c.sim = zeros(c.G * c.G);
+    c.anchor = calloc(9, sizeof(double));
+    int64_t group[9] = {0, 0, 0, 1, 1, 1, 2, 2, 2};
+    uint8_t neg[9] = {0, 0, 1, 0, 0, 1, 0, 0, 0};
+    c.group = group; c.neg = neg;
+    int64_t pairs = 0;
+    l2norm_forward(c.u, c.norm, c.y, c.G, c.D);
+    double L = dice_loss_forward(c.sim, c.anchor, c.u, group, neg, c.G, c.D, t, tp, tn, &pairs);
+    check("dice loss pair count", (double)pairs, 2 + 2 + 6, 0);
+    /* reference value straight from the formula */
+    double ref = 0;
+    for (int i = 0; i < 9; i++) {
+        if (neg[i]) continue;
+        double den = 0;
+        for (int k = 0; k < 9; k++) {
+            if (k == i) continue;
+            int pos = group[k] == group[i] && !neg[k];
+            den += exp(c.sim[i * 9 + k] / (pos ? tp : tn));
+        }
+        for (int j = 0; j < 9; j++)
+            if (j != i && group[j] == group[i] && !neg[j]) ref += -(c.sim[i * 9 + j] / t - log(den));
+    }
+    check(name, L, ref / (double)pairs, 1e-12);
+    real *du = zeros(c.G * c.D), *dy = zeros(c.G * c.D), *ds = zeros(c.G * c.G);
+    dice_loss_backward(du, ds, c.u, c.sim, group, neg, c.G, c.D, t, tp, tn);
+    l2norm_backward(dy, du, c.u, c.norm, c.G, c.D);
+    for (int64_t i = 0; i < c.G * c.D; i++) check(name, dy[i], numeric_grad(dl_loss, &c, c.y, i), 1e-6);
+    free(c.y); free(c.u); free(c.norm); free(c.sim); free(c.anchor); free(du); free(dy); free(ds);
+}
+
 int main(void) {
+    test_gather_diff();
+    test_dice_loss(0.05, 0.2, 0.05, "dice loss (DICE temperatures)");
+    test_dice_loss(0.1, 0.1, 0.1, "nt-xent (one temperature)");
     test_linear();
     test_gelu();
     test_batchnorm();
