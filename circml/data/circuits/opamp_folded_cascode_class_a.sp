@@ -3,7 +3,7 @@
 * ---- sizing / bias parameters (W, L per matched group) ----
 .param w_in=32u l_in=180n w_tail=16u l_tail=360n w_ps=16u l_ps=360n w_pc=16u l_pc=180n
 .param w_nc=8u l_nc=180n w_nm=8u l_nm=360n w_cs=64u l_cs=360n w_sk=32u l_sk=360n
-.param ibias=20u vb_pc=0.3 vb_nc=0.55 cc=500f rz=2k cl=1p vcm=0.5 vshift=0
+.param ibias=20u vb_pc=0.3 vb_nc=0.55 cc=1p rz=2k cl=1p vcm=0.5 vshift=0
 Vdd vdd 0 DC 1.0
 * ---- bias network ----
 Iref vdd vbn DC {ibias}

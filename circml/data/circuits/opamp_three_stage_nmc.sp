@@ -4,7 +4,7 @@
 .param w_in=32u l_in=180n w_ld1=8u l_ld1=360n w_tail=16u l_tail=360n w_bd=16u
 .param w_g2=4u l_g2=360n w_ld2=8u l_ld2=360n w_sk2=8u
 .param w_cs3=64u l_cs3=360n w_sk3=64u l_sk=360n
-.param ibias=20u cm1=1p cm2=500f cl=2p vcm=0.5 vshift=0
+.param ibias=20u cm1=3p cm2=1p cl=2p vcm=0.5 vshift=0
 Vdd vdd 0 DC 1.0
 * ---- bias ----
 Iref vdd vbn DC {ibias}
