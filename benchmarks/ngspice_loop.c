@@ -1,7 +1,8 @@
 /* ngspice_loop.c: the plain C baseline of bench_spice.py. Loads libngspice with dlopen and
  * simulates one netlist file N times (ngSpice_Circ, "run" in the calling thread, read every
  * vector of every plot, "destroy all", "remcirc"), then prints simulations per second.
- * Build: cc -O2 ngspice_loop.c -ldl -o ngspice_loop; run: ./ngspice_loop netlist.sp N */
+ * Build: cc -O2 ngspice_loop.c -ldl -o ngspice_loop; run: ./ngspice_loop netlist.sp N [threads] [lib]
+ * threads: ngspice's OpenMP threads ("set num_threads=..."); 0 keeps ngspice's default (2). */
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,8 +19,8 @@ static int quiet(char *s, int id, void *u) { (void)s; (void)id; (void)u; return 
 static int on_exit_cb(int st, bool a, bool b, int id, void *u) { (void)a; (void)b; (void)id; (void)u; fprintf(stderr, "ngspice exited (%d)\n", st); exit(2); }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: %s netlist.sp N [libngspice]\n", argv[0]); return 1; }
-    void *lib = dlopen(argc > 3 ? argv[3] : "libngspice.so.0", RTLD_NOW);
+    if (argc < 3) { fprintf(stderr, "usage: %s netlist.sp N [threads] [libngspice]\n", argv[0]); return 1; }
+    void *lib = dlopen(argc > 4 ? argv[4] : "libngspice.so.0", RTLD_NOW);
     if (!lib) { fprintf(stderr, "%s\n", dlerror()); return 1; }
     int (*init)(cb_char *, cb_char *, cb_exit *, void *, void *, void *, void *) = (void *)dlsym(lib, "ngSpice_Init");
     int (*command)(char *) = (void *)dlsym(lib, "ngSpice_Command");
@@ -28,6 +29,11 @@ int main(int argc, char **argv) {
     char **(*vecs)(char *) = (void *)dlsym(lib, "ngSpice_AllVecs");
     vec_info *(*info)(char *) = (void *)dlsym(lib, "ngGet_Vec_Info");
     init(quiet, quiet, on_exit_cb, NULL, NULL, NULL, NULL);
+    if (argc > 3 && atoi(argv[3]) > 0) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "set num_threads=%d", atoi(argv[3]));
+        command(cmd);
+    }
 
     FILE *f = fopen(argv[1], "rb");
     if (!f) { perror(argv[1]); return 1; }

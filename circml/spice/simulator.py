@@ -178,11 +178,17 @@ class Simulator:
             SimulationTimeout: the run exceeded ``timeout`` seconds and was halted.
             SimulatorDied: ngspice exited fatally; the next call reopens it.
         """
-        text = self.netlist_text(netlist, analyses)
-        self._ensure_open()
         t = self.timeout if timeout == -1.0 else timeout
+        if isinstance(netlist, Circuit):
+            # the C layer writes the circuit straight into ngspice (no text round trip)
+            cards = "".join(_analysis_card(a) + "\n" for a in analyses).encode()
+            call = lambda: _core.spice_simulate_circuit(self._handle, netlist._handle, cards, float(t or 0.0))
+        else:
+            text = self.netlist_text(netlist, analyses).encode()
+            call = lambda: _core.spice_simulate(self._handle, text, float(t or 0.0))
+        self._ensure_open()
         try:
-            plots, output = _core.spice_simulate(self._handle, text.encode(), float(t or 0.0))
+            plots, output = call()
         except SimulatorDied:
             self._reopen()
             raise

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "../spice/ngspice.h"
+#include "../circuit/circuit.h"
+#include <stdlib.h>
 
 #define SPICE_CAPSULE "circml.spice"
 
@@ -118,6 +120,9 @@ static PyObject *collect(cm_spice *s) {
     return result;
 }
 
+/* Load + run with the GIL released; then results or the exception. */
+static PyObject *simulate_text(cm_spice *s, const char *text, size_t len, double timeout);
+
 /* simulate(handle, netlist, timeout=0) -> (plots, output) */
 static PyObject *py_spice_simulate(PyObject *self, PyObject *args) {
     (void)self;
@@ -127,13 +132,60 @@ static PyObject *py_spice_simulate(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "Os*|d", &cap, &text, &timeout)) return NULL;
     cm_spice *s = get_spice(cap);
     if (!s) { PyBuffer_Release(&text); return NULL; }
+    PyObject *r = simulate_text(s, text.buf, (size_t)text.len, timeout);
+    PyBuffer_Release(&text);
+    return r;
+}
+
+/* simulate_circuit(handle, circuit, analyses, timeout=0): the circuit is written straight into
+ * ngspice's input with the analysis cards (text, one per line) before .end: no Python strings. */
+static PyObject *py_spice_simulate_circuit(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap, *ccap;
+    Py_buffer cards;
+    double timeout = 0;
+    if (!PyArg_ParseTuple(args, "OOs*|d", &cap, &ccap, &cards, &timeout)) return NULL;
+    cm_spice *s = get_spice(cap);
+    if (!s || !PyCapsule_IsValid(ccap, "circml.circuit")) {
+        if (s) PyErr_SetString(PyExc_TypeError, "expected a circuit handle");
+        PyBuffer_Release(&cards);
+        return NULL;
+    }
+    const cm_circuit *c = PyCapsule_GetPointer(ccap, "circml.circuit");
+    char *text = NULL, *full = NULL;
+    size_t n = 0;
+    cm_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = cm_circuit_write(c, &text, &n);
+    if (!st) {
+        /* drop the trailing ".end\n", append the cards and a new .end */
+        if (n >= 5 && memcmp(text + n - 5, ".end\n", 5) == 0) n -= 5;
+        full = malloc(n + (size_t)cards.len + 8);
+        if (full) {
+            memcpy(full, text, n);
+            memcpy(full + n, cards.buf, (size_t)cards.len);
+            n += (size_t)cards.len;
+            if (n && full[n - 1] != '\n') full[n++] = '\n';
+            memcpy(full + n, ".end\n", 5);
+            n += 5;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&cards);
+    free(text);
+    if (st || !full) { free(full); return PyErr_NoMemory(); }
+    PyObject *r = simulate_text(s, full, n, timeout);
+    free(full);
+    return r;
+}
+
+static PyObject *simulate_text(cm_spice *s, const char *buf, size_t len, double timeout) {
     cm_error err;
     cm_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = cm_spice_load(s, text.buf, (size_t)text.len, &err);
+    st = cm_spice_load(s, buf, len, &err);
     if (!st) st = cm_spice_run(s, timeout, &err);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&text);
     if (st) {
         raise_spice(st, &err, s);
         if (st != CM_ERR_DEAD) {
@@ -188,6 +240,8 @@ static PyMethodDef spice_methods[] = {
     {"spice_close", py_spice_close, METH_O, "spice_close(handle): release ngspice"},
     {"spice_simulate", py_spice_simulate, METH_VARARGS,
      "spice_simulate(handle, netlist, timeout=0) -> ({plot: {vector: array}}, output)"},
+    {"spice_simulate_circuit", py_spice_simulate_circuit, METH_VARARGS,
+     "spice_simulate_circuit(handle, circuit, analysis_cards, timeout=0) -> ({plot: {vector: array}}, output)"},
     {"spice_command", py_spice_command, METH_VARARGS, "spice_command(handle, command) -> output"},
     {"spice_is_dead", py_spice_is_dead, METH_O, "whether ngspice exited fatally"},
     {NULL, NULL, 0, NULL}};

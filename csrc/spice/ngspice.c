@@ -119,8 +119,6 @@ static int cb_print(char *text, int id, void *user) {
     return 0;
 }
 
-static int cb_stat(char *text, int id, void *user) { (void)text; (void)id; (void)user; return 0; }
-
 static int cb_exit(int status, bool immediate, bool quit, int id, void *user) {
     (void)immediate; (void)quit; (void)id;
     cm_spice *s = user;
@@ -237,7 +235,8 @@ cm_status cm_spice_open(const char *libpath, cm_spice **out, cm_error *err) {
 #undef SYM
     g_generation++;
     g_live = s;
-    s->init(cb_print, cb_stat, cb_exit, NULL, NULL, cb_bg, s);
+    /* No status callback: with one, ngspice times and locks around every step of a run. */
+    s->init(cb_print, NULL, cb_exit, NULL, NULL, cb_bg, s);
     if (s->dead) {
         g_live = NULL;
         return cm_error_set(err, CM_ERR_LIBRARY, "", 0, "ngspice exited during initialisation");

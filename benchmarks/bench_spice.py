@@ -1,0 +1,177 @@
+"""Simulations per second for an OTA testbench (op + ac + noise), measured in one run:
+
+* circml: Testbench.evaluate in process, and circml.spice.sweep on a warmed pool of 1 and 2
+  worker processes over the same design the C loop runs (netlist checking and writing,
+  in-memory simulation, measures), plus end-to-end Latin-hypercube sweeps with pool start-up,
+* a plain C loop over libngspice on the same netlist (benchmarks/ngspice_loop.c), with
+  ngspice's default threads and with one thread (what circml uses),
+* ngspice run as a subprocess per point (what subprocess-based Python wrappers do).
+
+Usage: python benchmarks/bench_spice.py [--points 600] [--subprocess-points 40]
+Writes benchmarks/results/bench_spice.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ANALYSES = ["op", "ac dec 20 1 10g", "noise v(out) vinp dec 20 1 10g"]
+
+
+def _measure(r, design):
+    """Fallback measures (module level: worker processes unpickle them)."""
+    h = r.ac["out"]
+    return {"gain_db": 20 * np.log10(abs(h[0])), "power": abs(r.op["vdd#branch"]) * 1.0,
+            "noise": float(np.real(r.noise["inoise_spectrum"][0]))}
+
+
+def ota_testbench():
+    """The 5T OTA testbench of the registry, or a small one made here when that is absent."""
+    try:
+        from circml.spice.testbenches import get_testbench
+        return get_testbench("ota_5t")
+    except Exception:
+        pass
+    from circml.datasets import CIRCUITS_DIR
+    from circml.spice import DesignParam, Testbench
+    return Testbench.from_file(
+        CIRCUITS_DIR / "ota_5t.sp", name="ota_5t_bench",
+        params=[DesignParam("w_in", 2e-6, 20e-6, log=True), DesignParam("ibias", 5e-6, 50e-6, log=True),
+                DesignParam("cl", 50e-15, 1e-12, log=True)],
+        analyses=ANALYSES, measure=_measure, metrics=["gain_db", "power", "noise"])
+
+
+def bench_circml_steady(tb, design, points, workers):
+    """Steady state: a warmed pool of ``workers`` processes, every point the same design as the
+    C loop simulates (so the comparison is like for like)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from circml.spice import sweep
+    table = [design] * points
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        sweep(tb, [design] * (8 * workers), executor=pool, progress=False)          # warm-up: imports, ngspice
+        t0 = time.perf_counter()
+        ds = sweep(tb, table, executor=pool, progress=False)
+        dt = time.perf_counter() - t0
+    return points / dt, int((ds.status == "ok").sum())
+
+
+def bench_circml_lhs(tb, points, workers):
+    """End to end: a Latin-hypercube sweep including the pool's start-up."""
+    from circml.spice import sweep
+    t0 = time.perf_counter()
+    ds = sweep(tb, points, seed=1, workers=workers, progress=False)
+    return points / (time.perf_counter() - t0), int((ds.status == "ok").sum())
+
+
+def bench_in_process(tb, design, points):
+    from circml.spice import Simulator
+    with Simulator() as sim:
+        tb.evaluate(design, sim)
+        t0 = time.perf_counter()
+        for _ in range(points):
+            tb.evaluate(design, sim)
+        return points / (time.perf_counter() - t0)
+
+
+def build_c_loop(tmp):
+    cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
+    exe = Path(tmp) / "ngspice_loop"
+    subprocess.run([cc, "-O2", str(HERE / "ngspice_loop.c"), "-ldl", "-o", str(exe)], check=True)
+    return exe
+
+
+def bench_c_loop(exe, netlist_path, n, threads):
+    out = subprocess.run([str(exe), str(netlist_path), str(n), str(threads)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["per_second"]
+
+
+def bench_subprocess(netlist_text, n):
+    exe = shutil.which("ngspice")
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path, raw = Path(tmp) / "point.sp", Path(tmp) / "point.raw"
+        t0 = time.perf_counter()
+        for i in range(n):
+            # one netlist file and one process per point, results read back from a raw file,
+            # as subprocess-based wrappers do
+            path.write_text(netlist_text)
+            r = subprocess.run([exe, "-b", "-r", str(raw), str(path)], capture_output=True, text=True)
+            if r.returncode != 0 or raw.stat().st_size == 0:
+                raise RuntimeError("ngspice subprocess failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+            raw.read_bytes()
+        return n / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", type=int, default=600)
+    ap.add_argument("--subprocess-points", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    from circml.spice import Simulator
+    tb = ota_testbench()
+    design = tb.default_design()
+    with Simulator() as sim:
+        netlist = sim.netlist_text(tb.circuit(design), tb.analyses)
+    results = {"testbench": tb.name, "analyses": tb.analyses, "points": args.points, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        net_path = Path(tmp) / "ota.sp"
+        net_path.write_text(netlist)
+        exe = build_c_loop(tmp)
+        c_default = statistics.median(bench_c_loop(exe, net_path, args.points, 0) for _ in range(args.repeats))
+        c_one = statistics.median(bench_c_loop(exe, net_path, args.points, 1) for _ in range(args.repeats))
+    inproc = statistics.median(bench_in_process(tb, design, args.points) for _ in range(args.repeats))
+    w1 = [bench_circml_steady(tb, design, args.points, 1) for _ in range(args.repeats)]
+    w2 = [bench_circml_steady(tb, design, 2 * args.points, 2) for _ in range(args.repeats)]
+    lhs1 = bench_circml_lhs(tb, args.points, 1)
+    lhs2 = bench_circml_lhs(tb, 2 * args.points, 2)
+    sub = bench_subprocess(netlist, args.subprocess_points)
+    r1, r2 = statistics.median(r for r, _ in w1), statistics.median(r for r, _ in w2)
+    c_best = max(c_default, c_one)
+    results.update({
+        "plain_c_loop_default_threads_per_s": c_default,
+        "plain_c_loop_one_thread_per_s": c_one,
+        "circml_in_process_per_s": inproc,
+        "circml_1_worker_per_s": r1,
+        "circml_2_workers_per_s": r2,
+        "circml_lhs_1_worker_end_to_end_per_s": lhs1[0],
+        "circml_lhs_2_workers_end_to_end_per_s": lhs2[0],
+        "subprocess_per_s": sub,
+        "circml_1_worker_vs_best_c_loop": r1 / c_best,
+        "circml_1_worker_vs_default_c_loop": r1 / c_default,
+        "speedup_2_workers": r2 / r1,
+        "circml_1_worker_vs_subprocess": (r1 / sub) if sub else None,
+        "ok_points": [ok for _, ok in w1 + w2] + [lhs1[1], lhs2[1]],
+    })
+    rows = [("plain C loop, ngspice default threads", c_default), ("plain C loop, 1 ngspice thread", c_one),
+            ("circml Testbench.evaluate, in process", inproc),
+            ("circml.spice.sweep, 1 worker (steady)", r1), ("circml.spice.sweep, 2 workers (steady)", r2),
+            ("circml.spice.sweep LHS, 1 worker, end to end", lhs1[0]),
+            ("circml.spice.sweep LHS, 2 workers, end to end", lhs2[0]),
+            ("ngspice subprocess per point", sub)]
+    print(f"{tb.name}: {' + '.join(a.split()[0] for a in tb.analyses)}, {args.points} points, {os.cpu_count()} CPUs")
+    for name, rate in rows:
+        print(f"  {name:48s} {rate:8.1f} sim/s" if rate else f"  {name:48s}      n/a")
+    print(f"  1 worker / best plain C loop: {r1 / c_best:.2f} (/ default-threads C loop: {r1 / c_default:.2f})   "
+          f"2 workers / 1 worker: {r2 / r1:.2f}   1 worker / subprocess: {(r1 / sub) if sub else float('nan'):.1f}x")
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "bench_spice.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
