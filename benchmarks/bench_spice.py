@@ -5,7 +5,8 @@
   in-memory simulation, measures), plus end-to-end Latin-hypercube sweeps with pool start-up,
 * a plain C loop over libngspice on the same netlist (benchmarks/ngspice_loop.c), with
   ngspice's default threads and with one thread (what circml uses),
-* ngspice run as a subprocess per point (what subprocess-based Python wrappers do).
+* ngspice run as a subprocess per point, netlist file in and binary raw file read back into
+  NumPy arrays (what subprocess-based Python wrappers do).
 
 Usage: python benchmarks/bench_spice.py [--points 600] [--subprocess-points 40]
 Writes benchmarks/results/bench_spice.json.
@@ -97,6 +98,35 @@ def bench_c_loop(exe, netlist_path, n, threads):
     return json.loads(out.stdout)["per_second"]
 
 
+def read_raw(data: bytes):
+    """ngspice's binary raw file -> [{vector: array}] per plot, as subprocess wrappers read it."""
+    plots, pos = [], 0
+    while pos < len(data):
+        header = {}
+        names = []
+        while True:
+            end = data.index(b"\n", pos)
+            line = data[pos:end].decode("latin-1")
+            pos = end + 1
+            if line.startswith("Binary:"):
+                break
+            if line.startswith("Variables:"):
+                continue
+            if line.startswith("\t") and header.get("No. Variables") and len(names) < int(header["No. Variables"]):
+                names.append(line.split()[1])
+                continue
+            key, _, value = line.partition(":")
+            header[key.strip()] = value.strip()
+        nvar, npts = int(header["No. Variables"]), int(header["No. Points"])
+        cplx = "complex" in header.get("Flags", "")
+        width = 16 if cplx else 8
+        arr = np.frombuffer(data, dtype=np.complex128 if cplx else np.float64, count=nvar * npts, offset=pos)
+        arr = arr.reshape(npts, nvar)
+        plots.append({name: arr[:, i].copy() for i, name in enumerate(names)})
+        pos += nvar * npts * width
+    return plots
+
+
 def bench_subprocess(netlist_text, n):
     exe = shutil.which("ngspice")
     if exe is None:
@@ -111,7 +141,8 @@ def bench_subprocess(netlist_text, n):
             r = subprocess.run([exe, "-b", "-r", str(raw), str(path)], capture_output=True, text=True)
             if r.returncode != 0 or raw.stat().st_size == 0:
                 raise RuntimeError("ngspice subprocess failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
-            raw.read_bytes()
+            plots = read_raw(raw.read_bytes())
+            assert len(plots) >= 3 and all(len(p) for p in plots)
         return n / (time.perf_counter() - t0)
 
 
