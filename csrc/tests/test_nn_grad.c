@@ -5,6 +5,7 @@
  * Prints "N passed, M failed" and exits non-zero on any failure. */
 #include "../nn/ops.h"
 #include "../nn/loss.h"
+#include "../nn/dice.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,7 +238,68 @@ static void test_dice_loss(double t, double tp, double tn, const char *name) {
     free(c.y); free(c.u); free(c.norm); free(c.sim); free(c.anchor); free(du); free(dy); free(ds);
 }
 
+/* ---- the whole DICE encoder ---- */
+typedef struct { cm_dice *m; real *x, *ea, *y, *r; int64_t *src, *dst, *ng, *eg; int64_t N, E, G; int D; } dm_ctx;
+static double dm_loss(void *p) {
+    dm_ctx *c = p;
+    cm_dice_forward(c->m, c->y, c->x, c->ea, c->src, c->dst, c->ng, c->eg, c->N, c->E, c->G, 1, 99, NULL);
+    return dot(c->y, c->r, c->G * c->D);
+}
+static void test_dice_model(float dropout) {
+    cm_dice_config cfg = {3, 2, 4, 3, 2, dropout, 1e-5f, 0.1f};
+    dm_ctx c = {0};
+    cm_error err;
+    if (cm_dice_init(&c.m, &cfg, 5, &err)) { failed++; printf("FAIL dice init: %s\n", err.msg); return; }
+    c.N = 9; c.E = 14; c.G = 3; c.D = 3;
+    c.x = vec(c.N * 3); c.ea = vec(c.E * 2); c.y = zeros(c.G * 3); c.r = vec(c.G * 3);
+    c.src = malloc(sizeof(int64_t) * 14); c.dst = malloc(sizeof(int64_t) * 14);
+    c.ng = malloc(sizeof(int64_t) * 9); c.eg = malloc(sizeof(int64_t) * 14);
+    for (int n = 0; n < 9; n++) c.ng[n] = n / 3;                 /* 3 graphs of 3 nodes */
+    for (int e = 0; e < 14; e++) {
+        int g = e % 3;
+        c.src[e] = 3 * g + (int64_t)(urand() * 3);
+        c.dst[e] = 3 * g + (int64_t)(urand() * 3);
+        c.eg[e] = g;
+    }
+    /* make eps non-zero so its gradient path is exercised with a non-trivial factor */
+    const char *name;
+    real *P = cm_dice_params(c.m);
+    int64_t off = 0;
+    for (int i = 0; cm_dice_tensor(c.m, i, &name) >= 0; i++) {
+        int64_t sz = cm_dice_tensor(c.m, i, &name);
+        if (strstr(name, "eps")) P[off] = (real)(0.3 * (i % 3) - 0.2);
+        off += sz;
+    }
+    cm_dice_zero_grad(c.m);
+    dm_loss(&c);
+    if (cm_dice_backward(c.m, c.r, &err)) { failed++; printf("FAIL dice backward: %s\n", err.msg); }
+    real *G = cm_dice_grads(c.m);
+    int64_t P_n = cm_dice_num_params(c.m);
+    /* running statistics move with each forward; they do not enter the training-mode output */
+    int before = failed;
+    for (int64_t i = 0; i < P_n; i++) {
+        char what[96];
+        off = 0;
+        int t = 0;
+        for (; cm_dice_tensor(c.m, t, &name) >= 0; t++) {
+            int64_t sz = cm_dice_tensor(c.m, t, &name);
+            if (i < off + sz) break;
+            off += sz;
+        }
+        snprintf(what, sizeof what, "dice d%s[%lld] (dropout %.1f)", name, (long long)(i - off), dropout);
+        check(what, G[i], numeric_grad(dm_loss, &c, P, i), 1e-5);
+        if (failed - before > 10) break;
+    }
+    /* eval mode runs (running statistics, no dropout) and backward then refuses */
+    cm_dice_forward(c.m, c.y, c.x, c.ea, c.src, c.dst, c.ng, c.eg, c.N, c.E, c.G, 0, 0, &err);
+    check("dice backward after eval forward refuses", cm_dice_backward(c.m, c.r, &err) != CM_OK, 1, 0);
+    cm_dice_free(c.m);
+    free(c.x); free(c.ea); free(c.y); free(c.r); free(c.src); free(c.dst); free(c.ng); free(c.eg);
+}
+
 int main(void) {
+    test_dice_model(0.0f);
+    test_dice_model(0.2f);
     test_gather_diff();
     test_dice_loss(0.05, 0.2, 0.05, "dice loss (DICE temperatures)");
     test_dice_loss(0.1, 0.1, 0.1, "nt-xent (one temperature)");

@@ -1,0 +1,389 @@
+/* dice.c: the DICE encoder's forward and backward over a collated graph batch (see dice.h). */
+#include "dice.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TENSORS 256
+
+/* per-layer activations */
+typedef struct {
+    real *msg, *z, *comb_n, *na, *ng, *nd, *h;   /* node path; h = output h_{l+1} */
+    real *zd, *comb_e, *ea, *eg, *ed, *e;        /* edge path; e = output e_{l+1} */
+    uint8_t *nmask, *emask;
+} layer_acts;
+
+typedef struct { real *a1, *bn, *g1, *out; } enc_acts;
+
+struct cm_dice {
+    cm_dice_config cfg;
+    /* parameter table */
+    int n_tensors;
+    const char *names[MAX_TENSORS];
+    int64_t sizes[MAX_TENSORS], offsets[MAX_TENSORS];
+    int64_t P;
+    real *block;            /* [4P]: params, grads, adam m, adam v */
+    real *params, *grads, *m, *v;
+    int step;
+    cm_dice_tensors t, g;   /* views into params and grads */
+    real *eps_store[2][64], *mlp_store[2][64][DICE_MLP_N], *geps_store[2][64], *gmlp_store[2][64][DICE_MLP_N];
+    /* batch norm: node encoder, edge encoder, head */
+    cm_dice_bn bn[3];
+    real *buffers;          /* running stats [3][2][H] */
+    /* activations, sized for (N, E, G) capacity */
+    int64_t capN, capE, capG;
+    real *act;
+    uint8_t *masks;
+    int64_t *csr;           /* dst, src, node-graph, edge-graph CSRs */
+    enc_acts enc_n, enc_e, enc_h;
+    layer_acts *layers;
+    real *pooled;
+    real *dbuf[10];
+    /* last forward */
+    int64_t N, E, G;
+    int trained_forward;
+    const real *x, *eain;
+    const int64_t *src, *dst, *node_graph, *edge_graph;
+    int64_t *dst_ptr, *dst_edges, *src_ptr, *src_edges, *ng_ptr, *ng_rows, *eg_ptr, *eg_rows;
+    char layer_names[64][10][32];   /* "layer0.node_mlp.wa", ... */
+};
+
+static uint64_t mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static int add_tensor(cm_dice *m, const char *name, int64_t size) {
+    if (m->n_tensors >= MAX_TENSORS) return -1;
+    m->names[m->n_tensors] = name;
+    m->sizes[m->n_tensors] = size;
+    m->offsets[m->n_tensors] = m->P;
+    m->P += size;
+    return m->n_tensors++;
+}
+
+static const char *ENC_NAMES[3][DICE_ENC_N] = {
+    {"node_enc.w1", "node_enc.b1", "node_enc.bn.weight", "node_enc.bn.bias", "node_enc.w2", "node_enc.b2"},
+    {"edge_enc.w1", "edge_enc.b1", "edge_enc.bn.weight", "edge_enc.bn.bias", "edge_enc.w2", "edge_enc.b2"},
+    {"head.w1", "head.b1", "head.bn.weight", "head.bn.bias", "head.w2", "head.b2"}};
+
+cm_status cm_dice_init(cm_dice **out, const cm_dice_config *cfg, uint64_t seed, cm_error *err) {
+    *out = NULL;
+    if (cfg->node_in < 1 || cfg->edge_in < 1 || cfg->hidden < 1 || cfg->out < 1 || cfg->layers < 0 || cfg->layers > 64 ||
+        cfg->dropout < 0 || cfg->dropout >= 1)
+        return cm_error_set(err, CM_ERR_VALUE, "", 0, "bad DICE configuration (widths >= 1, 0 <= layers <= 64, 0 <= dropout < 1)");
+    cm_dice *m = calloc(1, sizeof *m);
+    if (!m) return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory");
+    m->cfg = *cfg;
+    const int64_t H = cfg->hidden, Fn = cfg->node_in, Fe = cfg->edge_in, D = cfg->out;
+    int idx_enc[3][DICE_ENC_N];
+    const int64_t fin[3] = {Fn, Fe, H}, fout[3] = {H, H, D};
+    for (int k = 0; k < 2; k++) {
+        idx_enc[k][DICE_ENC_W1] = add_tensor(m, ENC_NAMES[k][0], H * fin[k]);
+        idx_enc[k][DICE_ENC_B1] = add_tensor(m, ENC_NAMES[k][1], H);
+        idx_enc[k][DICE_ENC_G] = add_tensor(m, ENC_NAMES[k][2], H);
+        idx_enc[k][DICE_ENC_BETA] = add_tensor(m, ENC_NAMES[k][3], H);
+        idx_enc[k][DICE_ENC_W2] = add_tensor(m, ENC_NAMES[k][4], H * H);
+        idx_enc[k][DICE_ENC_B2] = add_tensor(m, ENC_NAMES[k][5], H);
+    }
+    int idx_eps[2][64], idx_mlp[2][64][DICE_MLP_N];
+    for (int l = 0; l < cfg->layers; l++) {
+        static const char *suffix[10] = {"eps_n", "eps_e", "node_mlp.wa", "node_mlp.ba", "node_mlp.wb", "node_mlp.bb",
+                                         "edge_mlp.wa", "edge_mlp.ba", "edge_mlp.wb", "edge_mlp.bb"};
+        char (*nm)[32] = m->layer_names[l];
+        for (int s = 0; s < 10; s++) snprintf(nm[s], sizeof nm[s], "layer%d.%s", l, suffix[s]);
+        idx_eps[0][l] = add_tensor(m, nm[0], 1);
+        idx_eps[1][l] = add_tensor(m, nm[1], 1);
+        for (int p = 0; p < 2; p++) {
+            idx_mlp[p][l][DICE_MLP_WA] = add_tensor(m, nm[2 + 4 * p], H * H);
+            idx_mlp[p][l][DICE_MLP_BA] = add_tensor(m, nm[3 + 4 * p], H);
+            idx_mlp[p][l][DICE_MLP_WB] = add_tensor(m, nm[4 + 4 * p], H * H);
+            idx_mlp[p][l][DICE_MLP_BB] = add_tensor(m, nm[5 + 4 * p], H);
+        }
+    }
+    idx_enc[2][DICE_ENC_W1] = add_tensor(m, ENC_NAMES[2][0], H * fin[2]);
+    idx_enc[2][DICE_ENC_B1] = add_tensor(m, ENC_NAMES[2][1], H);
+    idx_enc[2][DICE_ENC_G] = add_tensor(m, ENC_NAMES[2][2], H);
+    idx_enc[2][DICE_ENC_BETA] = add_tensor(m, ENC_NAMES[2][3], H);
+    idx_enc[2][DICE_ENC_W2] = add_tensor(m, ENC_NAMES[2][4], fout[2] * H);
+    idx_enc[2][DICE_ENC_B2] = add_tensor(m, ENC_NAMES[2][5], fout[2]);
+    m->block = calloc((size_t)(4 * m->P), sizeof(real));
+    m->buffers = calloc((size_t)(6 * H), sizeof(real));
+    if (!m->block || !m->buffers) { cm_dice_free(m); return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory"); }
+    m->params = m->block;
+    m->grads = m->block + m->P;
+    m->m = m->block + 2 * m->P;
+    m->v = m->block + 3 * m->P;
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < DICE_ENC_N; j++) {
+            real *p = m->params + m->offsets[idx_enc[k][j]], *gp = m->grads + m->offsets[idx_enc[k][j]];
+            if (k == 0) { m->t.enc_node[j] = p; m->g.enc_node[j] = gp; }
+            else if (k == 1) { m->t.enc_edge[j] = p; m->g.enc_edge[j] = gp; }
+            else { m->t.head[j] = p; m->g.head[j] = gp; }
+        }
+    for (int l = 0; l < cfg->layers; l++)
+        for (int p = 0; p < 2; p++) {
+            m->eps_store[p][l] = m->params + m->offsets[idx_eps[p][l]];
+            m->geps_store[p][l] = m->grads + m->offsets[idx_eps[p][l]];
+            for (int j = 0; j < DICE_MLP_N; j++) {
+                m->mlp_store[p][l][j] = m->params + m->offsets[idx_mlp[p][l][j]];
+                m->gmlp_store[p][l][j] = m->grads + m->offsets[idx_mlp[p][l][j]];
+            }
+        }
+    /* PyTorch's defaults: Linear weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)); BN
+     * weight 1, bias 0; GIN eps 0. */
+    uint64_t ctr = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const char *n = m->names[i];
+        real *p = m->params + m->offsets[i];
+        int64_t size = m->sizes[i];
+        int is_bn_w = strstr(n, "bn.weight") != NULL, is_bn_b = strstr(n, "bn.bias") != NULL, is_eps = strstr(n, "eps") != NULL;
+        if (is_bn_w) { for (int64_t k = 0; k < size; k++) p[k] = 1; continue; }
+        if (is_bn_b || is_eps) continue;
+        /* fan_in: the input width of the Linear this tensor belongs to */
+        int64_t fan_in = H;
+        if (!strcmp(n, "node_enc.w1") || !strcmp(n, "node_enc.b1")) fan_in = Fn;
+        else if (!strcmp(n, "edge_enc.w1") || !strcmp(n, "edge_enc.b1")) fan_in = Fe;
+        double bound = 1.0 / sqrt((double)fan_in);
+        for (int64_t k = 0; k < size; k++) {
+            double u = (double)(mix64(seed ^ mix64(ctr++)) >> 11) * (1.0 / 9007199254740992.0);
+            p[k] = (real)((2 * u - 1) * bound);
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        m->bn[k].run_mean = m->buffers + (2 * k) * H;
+        m->bn[k].run_var = m->buffers + (2 * k + 1) * H;
+        for (int64_t c = 0; c < H; c++) m->bn[k].run_var[c] = 1;
+    }
+    m->layers = calloc((size_t)(cfg->layers ? cfg->layers : 1), sizeof *m->layers);
+    if (!m->layers) { cm_dice_free(m); return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory"); }
+    *out = m;
+    return CM_OK;
+}
+
+void cm_dice_free(cm_dice *m) {
+    if (!m) return;
+    free(m->block);
+    free(m->buffers);
+    free(m->act);
+    free(m->masks);
+    free(m->csr);
+    free(m->layers);
+    free(m);
+}
+
+int64_t cm_dice_num_params(const cm_dice *m) { return m->P; }
+real *cm_dice_params(cm_dice *m) { return m->params; }
+real *cm_dice_grads(cm_dice *m) { return m->grads; }
+real *cm_dice_buffers(cm_dice *m, int64_t *n) { *n = 6 * (int64_t)m->cfg.hidden; return m->buffers; }
+const cm_dice_config *cm_dice_get_config(const cm_dice *m) { return &m->cfg; }
+int64_t cm_dice_tensor(const cm_dice *m, int i, const char **name) {
+    if (i < 0 || i >= m->n_tensors) return -1;
+    *name = m->names[i];
+    return m->sizes[i];
+}
+void cm_dice_zero_grad(cm_dice *m) { memset(m->grads, 0, sizeof(real) * (size_t)m->P); }
+
+void cm_dice_adamw(cm_dice *m, real lr, real beta1, real beta2, real eps, real weight_decay) {
+    m->step++;
+    adamw_update(m->params, m->grads, m->m, m->v, m->P, lr, beta1, beta2, eps, weight_decay, m->step);
+}
+
+/* Carve the activation block for (N, E, G); grow only when the batch is larger than before. */
+static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
+    if (N <= m->capN && E <= m->capE && G <= m->capG) return CM_OK;
+    int64_t cN = N > m->capN ? N : m->capN, cE = E > m->capE ? E : m->capE, cG = G > m->capG ? G : m->capG;
+    const int64_t H = m->cfg.hidden, L = m->cfg.layers, R = cN > cE ? cN : cE;
+    /* must match the TAKE sequence below */
+    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * (6 * cN * H + 7 * cE * H) + cG * H + 10 * R * H + 6 * H;
+    real *act = malloc(sizeof(real) * (size_t)total);
+    uint8_t *masks = malloc((size_t)(L * (cN + cE) * H + 1));
+    int64_t *csr = malloc(sizeof(int64_t) * (size_t)(2 * (cN + 1) + 2 * cE + (cG + 1) + cN + (cG + 1) + cE));
+    if (!act || !masks || !csr) { free(act); free(masks); free(csr); return CM_ERR_NOMEM; }
+    free(m->act); free(m->masks); free(m->csr);
+    m->act = act; m->masks = masks; m->csr = csr;
+    m->capN = cN; m->capE = cE; m->capG = cG;
+    real *p = act;
+#define TAKE(ptr, n) do { (ptr) = p; p += (n); } while (0)
+    TAKE(m->enc_n.a1, cN * H); TAKE(m->enc_n.bn, cN * H); TAKE(m->enc_n.g1, cN * H); TAKE(m->enc_n.out, cN * H);
+    TAKE(m->enc_e.a1, cE * H); TAKE(m->enc_e.bn, cE * H); TAKE(m->enc_e.g1, cE * H); TAKE(m->enc_e.out, cE * H);
+    TAKE(m->enc_h.a1, cG * H); TAKE(m->enc_h.bn, cG * H); TAKE(m->enc_h.g1, cG * H);
+    for (int64_t l = 0; l < L; l++) {
+        layer_acts *a = &m->layers[l];
+        TAKE(a->z, cN * H); TAKE(a->comb_n, cN * H); TAKE(a->na, cN * H); TAKE(a->ng, cN * H); TAKE(a->nd, cN * H);
+        TAKE(a->h, cN * H); TAKE(a->msg, cE * H); TAKE(a->zd, cE * H); TAKE(a->comb_e, cE * H); TAKE(a->ea, cE * H);
+        TAKE(a->eg, cE * H); TAKE(a->ed, cE * H); TAKE(a->e, cE * H);
+        a->nmask = masks + l * (cN + cE) * H;
+        a->emask = a->nmask + cN * H;
+    }
+    TAKE(m->pooled, cG * H);
+    for (int k = 0; k < 10; k++) TAKE(m->dbuf[k], R * H);
+    for (int k = 0; k < 3; k++) { TAKE(m->bn[k].mean, H); TAKE(m->bn[k].rstd, H); }
+#undef TAKE
+    if (p != act + total) return CM_ERR_VALUE;   /* the budget above is out of date */
+    int64_t *q = csr;
+    m->dst_ptr = q; q += cN + 1;
+    m->src_ptr = q; q += cN + 1;
+    m->dst_edges = q; q += cE;
+    m->src_edges = q; q += cE;
+    m->ng_ptr = q; q += cG + 1;
+    m->ng_rows = q; q += cN;
+    m->eg_ptr = q; q += cG + 1;
+    m->eg_rows = q;
+    return CM_OK;
+}
+
+/* Linear -> BatchNorm -> GELU -> Linear over R rows of width F. */
+static void encoder_forward(cm_dice *m, enc_acts *a, cm_dice_bn *bn, real *const *w, const real *in, int64_t R, int F,
+                            int Fout, real *out, int training) {
+    const int H = m->cfg.hidden;
+    linear_forward(a->a1, in, w[DICE_ENC_W1], w[DICE_ENC_B1], R, F, H);
+    if (training)
+        batchnorm_forward(a->bn, bn->mean, bn->rstd, a->a1, w[DICE_ENC_G], w[DICE_ENC_BETA], R, H, m->cfg.bn_eps,
+                          bn->run_mean, bn->run_var, m->cfg.bn_momentum);
+    else
+        batchnorm_inference(a->bn, a->a1, w[DICE_ENC_G], w[DICE_ENC_BETA], bn->run_mean, bn->run_var, R, H, m->cfg.bn_eps);
+    gelu_forward(a->g1, a->bn, R * H);
+    linear_forward(out, a->g1, w[DICE_ENC_W2], w[DICE_ENC_B2], R, H, Fout);
+}
+
+/* dout [R, Fout] -> parameter gradients (input gradients are not needed: inputs are data). */
+static void encoder_backward(cm_dice *m, enc_acts *a, cm_dice_bn *bn, real *const *w, real *const *gw, const real *in,
+                             int64_t R, int F, int Fout, const real *dout, real *dinp) {
+    const int H = m->cfg.hidden;
+    real *dg1 = m->dbuf[8], *dbn = m->dbuf[9], *da1 = m->dbuf[8];
+    memset(dg1, 0, sizeof(real) * (size_t)(R * H));
+    linear_backward(dg1, gw[DICE_ENC_W2], gw[DICE_ENC_B2], dout, a->g1, w[DICE_ENC_W2], R, H, Fout);
+    memset(dbn, 0, sizeof(real) * (size_t)(R * H));
+    gelu_backward(dbn, dg1, a->bn, R * H);
+    memset(da1, 0, sizeof(real) * (size_t)(R * H));   /* dg1 is spent: reuse its buffer */
+    batchnorm_backward(da1, gw[DICE_ENC_G], gw[DICE_ENC_BETA], dbn, a->a1, w[DICE_ENC_G], bn->mean, bn->rstd, R, H);
+    linear_backward(dinp, gw[DICE_ENC_W1], gw[DICE_ENC_B1], da1, in, w[DICE_ENC_W1], R, F, H);
+}
+
+/* MLP = Linear -> GELU -> Dropout -> Linear, all H wide. */
+static void mlp_forward(cm_dice *m, real *const *w, const real *in, real *a, real *g, real *d, uint8_t *mask, real *out,
+                        int64_t R, int training, uint64_t seed) {
+    const int H = m->cfg.hidden;
+    linear_forward(a, in, w[DICE_MLP_WA], w[DICE_MLP_BA], R, H, H);
+    gelu_forward(g, a, R * H);
+    if (training && m->cfg.dropout > 0) dropout_forward(d, mask, g, R * H, m->cfg.dropout, seed);
+    else { memcpy(d, g, sizeof(real) * (size_t)(R * H)); memset(mask, 1, (size_t)(R * H)); }
+    linear_forward(out, d, w[DICE_MLP_WB], w[DICE_MLP_BB], R, H, H);
+}
+
+static void mlp_backward(cm_dice *m, real *const *w, real *const *gw, const real *in, const real *a, const real *d,
+                         const uint8_t *mask, const real *dout, real *din, int64_t R, int training) {
+    const int H = m->cfg.hidden;
+    real *dd = m->dbuf[8], *dg = m->dbuf[9], *da = m->dbuf[8];
+    memset(dd, 0, sizeof(real) * (size_t)(R * H));
+    linear_backward(dd, gw[DICE_MLP_WB], gw[DICE_MLP_BB], dout, d, w[DICE_MLP_WB], R, H, H);
+    memset(dg, 0, sizeof(real) * (size_t)(R * H));
+    if (training && m->cfg.dropout > 0) dropout_backward(dg, dd, mask, R * H, m->cfg.dropout);
+    else memcpy(dg, dd, sizeof(real) * (size_t)(R * H));
+    memset(da, 0, sizeof(real) * (size_t)(R * H));
+    gelu_backward(da, dg, a, R * H);
+    linear_backward(din, gw[DICE_MLP_WA], gw[DICE_MLP_BA], da, in, w[DICE_MLP_WA], R, H, H);
+}
+
+/* Sum rows into their segments: out[G,H] += in[rows of segment g]. */
+static void segment_sum(real *out, const real *in, const int64_t *ptr, const int64_t *rows, int64_t G, int H) {
+    scatter_add_forward(out, in, ptr, rows, G, H);
+}
+
+cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, const int64_t *src, const int64_t *dst,
+                          const int64_t *node_graph, const int64_t *edge_graph, int64_t N, int64_t E, int64_t G,
+                          int training, uint64_t seed, cm_error *err) {
+    const cm_dice_config *c = &m->cfg;
+    const int H = c->hidden;
+    for (int64_t e = 0; e < E; e++)
+        if (src[e] < 0 || src[e] >= N || dst[e] < 0 || dst[e] >= N || edge_graph[e] < 0 || edge_graph[e] >= G)
+            return cm_error_set(err, CM_ERR_VALUE, "", 0, "edge %lld refers to a node or graph out of range", (long long)e);
+    for (int64_t n = 0; n < N; n++)
+        if (node_graph[n] < 0 || node_graph[n] >= G)
+            return cm_error_set(err, CM_ERR_VALUE, "", 0, "node %lld refers to graph %lld outside [0, %lld)", (long long)n,
+                                (long long)node_graph[n], (long long)G);
+    if (training && (N < 2 || E < 2 || G < 2))
+        return cm_error_set(err, CM_ERR_VALUE, "", 0, "batch norm in training needs at least 2 nodes, edges and graphs");
+    if (ensure_capacity(m, N, E, G)) return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory for activations");
+    m->N = N; m->E = E; m->G = G;
+    m->x = x; m->eain = ea; m->src = src; m->dst = dst; m->node_graph = node_graph; m->edge_graph = edge_graph;
+    m->trained_forward = training;
+    scatter_csr(m->dst_ptr, m->dst_edges, dst, E, N);
+    scatter_csr(m->src_ptr, m->src_edges, src, E, N);
+    scatter_csr(m->ng_ptr, m->ng_rows, node_graph, N, G);
+    scatter_csr(m->eg_ptr, m->eg_rows, edge_graph, E, G);
+    encoder_forward(m, &m->enc_n, &m->bn[0], m->t.enc_node, x, N, c->node_in, H, m->enc_n.out, training);
+    encoder_forward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, ea, E, c->edge_in, H, m->enc_e.out, training);
+    const real *h = m->enc_n.out, *e = m->enc_e.out;
+    for (int l = 0; l < c->layers; l++) {
+        layer_acts *a = &m->layers[l];
+        gather_mul_forward(a->msg, h, src, e, E, H);
+        memset(a->z, 0, sizeof(real) * (size_t)(N * H));
+        scatter_add_forward(a->z, a->msg, m->dst_ptr, m->dst_edges, N, H);
+        gin_combine_forward(a->comb_n, h, a->z, m->eps_store[0][l], N, H);
+        gather_diff_forward(a->zd, a->z, src, dst, E, H);
+        gin_combine_forward(a->comb_e, e, a->zd, m->eps_store[1][l], E, H);
+        uint64_t s = mix64(seed ^ mix64((uint64_t)l * 2 + 0x5151));
+        mlp_forward(m, m->mlp_store[0][l], a->comb_n, a->na, a->ng, a->nd, a->nmask, a->h, N, training, s);
+        mlp_forward(m, m->mlp_store[1][l], a->comb_e, a->ea, a->eg, a->ed, a->emask, a->e, E, training, mix64(s));
+        h = a->h;
+        e = a->e;
+    }
+    memset(m->pooled, 0, sizeof(real) * (size_t)(G * H));
+    segment_sum(m->pooled, h, m->ng_ptr, m->ng_rows, G, H);
+    segment_sum(m->pooled, e, m->eg_ptr, m->eg_rows, G, H);
+    encoder_forward(m, &m->enc_h, &m->bn[2], m->t.head, m->pooled, G, H, c->out, y, training);
+    return CM_OK;
+}
+
+cm_status cm_dice_backward(cm_dice *m, const real *dy, cm_error *err) {
+    if (!m->trained_forward)
+        return cm_error_set(err, CM_ERR_VALUE, "", 0, "backward needs a preceding forward in training mode");
+    const cm_dice_config *c = &m->cfg;
+    const int H = c->hidden;
+    const int64_t N = m->N, E = m->E, G = m->G;
+    /* head */
+    real *dpooled = m->dbuf[0];
+    memset(dpooled, 0, sizeof(real) * (size_t)(G * H));
+    encoder_backward(m, &m->enc_h, &m->bn[2], m->t.head, m->g.head, m->pooled, G, H, c->out, dy, dpooled);
+    /* pooling: every row of a graph receives its graph's gradient */
+    real *dh = m->dbuf[1], *de = m->dbuf[2];
+    memset(dh, 0, sizeof(real) * (size_t)(N * H));
+    memset(de, 0, sizeof(real) * (size_t)(E * H));
+    scatter_add_backward(dh, dpooled, m->node_graph, N, H);
+    scatter_add_backward(de, dpooled, m->edge_graph, E, H);
+    real *dh_prev = m->dbuf[3], *de_prev = m->dbuf[4], *dcomb = m->dbuf[5], *dz = m->dbuf[6], *dzd = m->dbuf[7];
+    for (int l = c->layers - 1; l >= 0; l--) {
+        layer_acts *a = &m->layers[l];
+        const real *h_in = l ? m->layers[l - 1].h : m->enc_n.out;
+        const real *e_in = l ? m->layers[l - 1].e : m->enc_e.out;
+        memset(dh_prev, 0, sizeof(real) * (size_t)(N * H));
+        memset(de_prev, 0, sizeof(real) * (size_t)(E * H));
+        memset(dz, 0, sizeof(real) * (size_t)(N * H));
+        /* e' = MLP_e(comb_e), comb_e = (1 + eps_e) e + zd, zd = z[src] - z[dst] */
+        memset(dcomb, 0, sizeof(real) * (size_t)(E * H));
+        mlp_backward(m, m->mlp_store[1][l], m->gmlp_store[1][l], a->comb_e, a->ea, a->ed, a->emask, de, dcomb, E, 1);
+        memset(dzd, 0, sizeof(real) * (size_t)(E * H));
+        gin_combine_backward(de_prev, dzd, m->geps_store[1][l], dcomb, e_in, m->eps_store[1][l], E, H);
+        gather_diff_backward(dz, dzd, N, H, m->src_ptr, m->src_edges, m->dst_ptr, m->dst_edges);
+        /* h' = MLP_n(comb_n), comb_n = (1 + eps_n) h + z */
+        memset(dcomb, 0, sizeof(real) * (size_t)(N * H));
+        mlp_backward(m, m->mlp_store[0][l], m->gmlp_store[0][l], a->comb_n, a->na, a->nd, a->nmask, dh, dcomb, N, 1);
+        gin_combine_backward(dh_prev, dz, m->geps_store[0][l], dcomb, h_in, m->eps_store[0][l], N, H);
+        /* z = scatter(msg over dst), msg = h[src] * e */
+        real *dmsg = dzd;   /* dzd is spent */
+        memset(dmsg, 0, sizeof(real) * (size_t)(E * H));
+        scatter_add_backward(dmsg, dz, m->dst, E, H);
+        gather_mul_backward(dh_prev, de_prev, dmsg, h_in, m->src, e_in, E, H, N, m->src_ptr, m->src_edges);
+        /* the inputs' gradients become the outputs' gradients of the layer below */
+        real *t = dh; dh = dh_prev; dh_prev = t;
+        t = de; de = de_prev; de_prev = t;
+    }
+    encoder_backward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, m->g.enc_edge, m->eain, E, c->edge_in, H, de, NULL);
+    encoder_backward(m, &m->enc_n, &m->bn[0], m->t.enc_node, m->g.enc_node, m->x, N, c->node_in, H, dh, NULL);
+    return CM_OK;
+}
