@@ -40,6 +40,8 @@ struct cm_dice {
     layer_acts *layers;
     real *pooled;
     real *dbuf[10];
+    real *in_x, *in_ea;             /* copies of the inputs, kept for backward */
+    int64_t *in_idx;                /* src, dst, node_graph, edge_graph copies */
     /* last forward */
     int64_t N, E, G;
     int trained_forward;
@@ -198,10 +200,12 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     int64_t cN = N > m->capN ? N : m->capN, cE = E > m->capE ? E : m->capE, cG = G > m->capG ? G : m->capG;
     const int64_t H = m->cfg.hidden, L = m->cfg.layers, R = cN > cE ? cN : cE;
     /* must match the TAKE sequence below */
-    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * (6 * cN * H + 7 * cE * H) + cG * H + 10 * R * H + 6 * H;
+    const int64_t Fn = m->cfg.node_in, Fe = m->cfg.edge_in;
+    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * (6 * cN * H + 7 * cE * H) + cG * H + 10 * R * H + 6 * H +
+                    cN * Fn + cE * Fe;
     real *act = malloc(sizeof(real) * (size_t)total);
     uint8_t *masks = malloc((size_t)(L * (cN + cE) * H + 1));
-    int64_t *csr = malloc(sizeof(int64_t) * (size_t)(2 * (cN + 1) + 2 * cE + (cG + 1) + cN + (cG + 1) + cE));
+    int64_t *csr = malloc(sizeof(int64_t) * (size_t)(2 * (cN + 1) + 2 * cE + (cG + 1) + cN + (cG + 1) + cE + 3 * cE + cN));
     if (!act || !masks || !csr) { free(act); free(masks); free(csr); return CM_ERR_NOMEM; }
     free(m->act); free(m->masks); free(m->csr);
     m->act = act; m->masks = masks; m->csr = csr;
@@ -222,6 +226,8 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     TAKE(m->pooled, cG * H);
     for (int k = 0; k < 10; k++) TAKE(m->dbuf[k], R * H);
     for (int k = 0; k < 3; k++) { TAKE(m->bn[k].mean, H); TAKE(m->bn[k].rstd, H); }
+    TAKE(m->in_x, cN * Fn);
+    TAKE(m->in_ea, cE * Fe);
 #undef TAKE
     if (p != act + total) return CM_ERR_VALUE;   /* the budget above is out of date */
     int64_t *q = csr;
@@ -232,7 +238,8 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     m->ng_ptr = q; q += cG + 1;
     m->ng_rows = q; q += cN;
     m->eg_ptr = q; q += cG + 1;
-    m->eg_rows = q;
+    m->eg_rows = q; q += cE;
+    m->in_idx = q;   /* [3E + N]: src, dst, edge_graph, node_graph */
     return CM_OK;
 }
 
@@ -310,6 +317,15 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
         return cm_error_set(err, CM_ERR_VALUE, "", 0, "batch norm in training needs at least 2 nodes, edges and graphs");
     if (ensure_capacity(m, N, E, G)) return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory for activations");
     m->N = N; m->E = E; m->G = G;
+    /* own copies, so backward never reads the caller's (possibly freed) arrays */
+    memcpy(m->in_x, x, sizeof(real) * (size_t)(N * c->node_in));
+    memcpy(m->in_ea, ea, sizeof(real) * (size_t)(E * c->edge_in));
+    int64_t *isrc = m->in_idx, *idst = isrc + E, *ieg = idst + E, *ing = ieg + E;
+    memcpy(isrc, src, sizeof(int64_t) * (size_t)E);
+    memcpy(idst, dst, sizeof(int64_t) * (size_t)E);
+    memcpy(ieg, edge_graph, sizeof(int64_t) * (size_t)E);
+    memcpy(ing, node_graph, sizeof(int64_t) * (size_t)N);
+    x = m->in_x; ea = m->in_ea; src = isrc; dst = idst; edge_graph = ieg; node_graph = ing;
     m->x = x; m->eain = ea; m->src = src; m->dst = dst; m->node_graph = node_graph; m->edge_graph = edge_graph;
     m->trained_forward = training;
     scatter_csr(m->dst_ptr, m->dst_edges, dst, E, N);
