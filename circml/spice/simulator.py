@@ -80,6 +80,18 @@ class SimResult:
         return self.plots[plot]
 
 
+def _analysis_cards(analyses: Iterable[str]) -> list:
+    """The dot-cards for ``analyses``, in the order ngspice needs to run them as listed.
+
+    ngspice runs analyses grouped by kind, the kinds in an order of its own whatever the card
+    order, and within one kind in the reverse order of the cards (its parser prepends each job
+    to the task's list). Writing the cards reversed makes two analyses of one kind
+    run, and number their plots (``ac1``, ``ac2``), in the order they were listed, so
+    ``result.ac`` is the first ``ac`` asked for.
+    """
+    return [_analysis_card(a) for a in analyses][::-1]
+
+
 def _analysis_card(a: str) -> str:
     a = a.strip()
     if not a:
@@ -154,7 +166,7 @@ class Simulator:
     # -- netlists -------------------------------------------------------------------
     def netlist_text(self, netlist: Union[str, Circuit], analyses: Iterable[str] = ()) -> str:
         """The exact text ngspice would receive for ``netlist`` and ``analyses``."""
-        cards = [_analysis_card(a) for a in analyses]
+        cards = _analysis_cards(analyses)
         if isinstance(netlist, Circuit):
             body = netlist.to_spice()
         elif self.allow_unsafe:
@@ -181,7 +193,7 @@ class Simulator:
         t = self.timeout if timeout == -1.0 else timeout
         if isinstance(netlist, Circuit):
             # the C layer writes the circuit straight into ngspice (no text round trip)
-            cards = "".join(_analysis_card(a) + "\n" for a in analyses).encode()
+            cards = "".join(c + "\n" for c in _analysis_cards(analyses)).encode()
             call = lambda: _core.spice_simulate_circuit(self._handle, netlist._handle, cards, float(t or 0.0))
         else:
             text = self.netlist_text(netlist, analyses).encode()

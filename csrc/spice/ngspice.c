@@ -50,6 +50,8 @@ struct cm_spice {
     size_t out_len, out_cap;
     int n_errors;          /* "error" lines seen since the last reset */
     int context_lines;     /* lines still to append to first_error (ngspice splits messages) */
+    int singular_pending;  /* a singular matrix not yet followed by successful gmin/source stepping */
+    char singular_msg[256];
     char first_error[1024];
     char **lines;          /* scratch for ngSpice_Circ */
     size_t lines_cap;
@@ -69,10 +71,15 @@ static int is_error_line(const char *s) {
     while (*p && isspace((unsigned char)*p)) p++;
     /* ngspice warns, then often recovers (gmin or source stepping): not an error by itself */
     if (strncasecmp(p, "warning", 7) == 0 || strncasecmp(p, "note", 4) == 0) return 0;
+    /* ngspice echoes the netlist's title as "Circuit: <title>": a title is not an error, even
+     * one that mentions "singular matrix" or "unknown model" */
+    if (strncmp(p, "Circuit:", 8) == 0) return 0;
     if (strncasecmp(p, "error", 5) == 0) return 1;
-    if (strstr(s, "singular matrix") || strstr(s, "Timestep too small") || strstr(s, "timestep too small") ||
+    /* "singular matrix" alone is not an error: ngspice often recovers by gmin or source
+     * stepping. cb_print tracks it and cm_spice_run decides at the end (see singular_pending). */
+    if (strstr(s, "Timestep too small") || strstr(s, "timestep too small") ||
         strstr(s, "simulation(s) aborted") || strstr(s, "iteration limit reached") ||
-        strstr(s, "Gmin stepping failed") || strstr(s, "source stepping failed") || strstr(s, "unknown subckt") ||
+        strstr(s, "DC solution failed") || strstr(s, "unknown subckt") ||
         strstr(s, "could not find a valid modelname") || strstr(s, "unknown model") ||
         strstr(s, "Too few parameters") || strstr(s, "no circuit loaded"))
         return 1;
@@ -108,6 +115,14 @@ static int cb_print(char *text, int id, void *user) {
         snprintf(s->first_error + used, sizeof s->first_error - used, " %s", line);
         s->context_lines--;
     }
+    if (strstr(line, "singular matrix")) {
+        if (!s->singular_pending) {
+            const char *w = strstr(line, "singular matrix");
+            snprintf(s->singular_msg, sizeof s->singular_msg, "%s", w);
+        }
+        s->singular_pending = 1;
+    }
+    if (strstr(line, "stepping completed")) s->singular_pending = 0;
     if (is_error_line(line)) {
         if (s->n_errors == 0) {
             snprintf(s->first_error, sizeof s->first_error, "%s", line);
@@ -327,6 +342,7 @@ cm_status cm_spice_run(cm_spice *s, double timeout, cm_error *err) {
     if (st) return st;
     pthread_mutex_lock(&s->mu);
     int before = s->n_errors;
+    s->singular_pending = 0;
     s->bg_running = 1;   /* set before the thread starts, so a fast run cannot be missed */
     pthread_mutex_unlock(&s->mu);
     char cmd[] = "bg_run";
@@ -380,7 +396,16 @@ cm_status cm_spice_run(cm_spice *s, double timeout, cm_error *err) {
         nanosleep(&ts, NULL);
     }
     if ((st = check_dead(s, err))) return st;
-    return errors_since(s, before, err, "simulation failed");
+    if ((st = errors_since(s, before, err, "simulation failed"))) return st;
+    pthread_mutex_lock(&s->mu);
+    int singular = s->singular_pending;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", s->singular_msg);
+    pthread_mutex_unlock(&s->mu);
+    if (singular)
+        return cm_error_set(err, CM_ERR_SIMULATION, "", 0,
+                            "simulation failed: %s (neither gmin nor source stepping found an operating point)", msg);
+    return CM_OK;
 }
 
 cm_status cm_spice_command(cm_spice *s, const char *cmd, cm_error *err) {
