@@ -95,8 +95,14 @@ cm_status cm_circuit_write(const cm_circuit *c, char **out, size_t *out_len) {
         while (*t) {
             while (*t == ' ') t++;
             if (!*t) break;
+            /* a piece ends at a space outside {..} and '..': never wrap inside an expression */
             const char *e = t;
-            while (*e && *e != ' ') e++;
+            int depth = 0, quoted = 0;
+            for (; *e && (*e != ' ' || depth > 0 || quoted); e++) {
+                if (*e == '\'') quoted = !quoted;
+                else if (!quoted && *e == '{') depth++;
+                else if (!quoted && *e == '}' && depth > 0) depth--;
+            }
             sb_str(&b, count % 6 == 0 && count ? "\n+ " : " ");
             sb_put(&b, t, (size_t)(e - t));
             count++;
@@ -119,7 +125,10 @@ cm_status cm_circuit_write(const cm_circuit *c, char **out, size_t *out_len) {
         case CM_DEV_DIODE: case CM_DEV_NPN: case CM_DEV_PNP: case CM_DEV_NMOS: case CM_DEV_PMOS:
             sb_str(&b, " ");
             sb_str(&b, cm_strtab_get(&c->strs, d->model));
-            if (d->kind != CM_DEV_NMOS && d->kind != CM_DEV_PMOS && !isnan(d->value)) { sb_str(&b, " "); sb_num(&b, d->value); }
+            if (d->kind != CM_DEV_NMOS && d->kind != CM_DEV_PMOS && (!isnan(d->value) || d->value_text >= 0)) {
+                sb_str(&b, " ");   /* the area */
+                write_value(&b, c, d);
+            }
             break;
         case CM_DEV_VSRC: case CM_DEV_ISRC:
             if (d->value_text >= 0) { sb_str(&b, " "); sb_str(&b, cm_strtab_get(&c->strs, d->value_text)); }

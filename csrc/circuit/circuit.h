@@ -102,6 +102,8 @@ typedef struct {
     const char *const *override_names; /* [n_overrides] top-level .param values that replace the */
     const double *override_values;     /* netlist's own (design values of a testbench); names */
     int n_overrides;                   /* lowercase. Each must name a .param of the netlist. */
+    int reference_reader;        /* read with the plain serial reader, the reference that the default
+                                  * (parallel, same result) reader is tested against */
 } cm_parse_options;
 
 void cm_parse_options_default(cm_parse_options *opt);
@@ -109,7 +111,9 @@ void cm_parse_options_default(cm_parse_options *opt);
 /* Read a netlist from memory. `text` need not be NUL-terminated. `filename` names it in
  * messages and anchors relative .include paths (may be NULL: "<string>", includes relative
  * to the current directory). On success *out owns a new circuit; on failure *out is NULL
- * and err says where and why. */
+ * and err says where and why. Large flat netlists are read with OpenMP threads; the result
+ * (ids of nets and devices by first occurrence included) and every error are those of the
+ * serial reference reader (opt->reference_reader), whatever the thread count. */
 cm_status cm_circuit_parse(const char *text, size_t len, const char *filename,
                            const cm_parse_options *opt, cm_circuit **out, cm_error *err);
 /* Read a netlist file. */

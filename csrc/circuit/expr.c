@@ -90,11 +90,12 @@ int cm_parse_number(const char *s, size_t len, double *value) {
          * exponent, so the result is still correctly rounded. */
         const char *d = s + ((s[0] == '+' || s[0] == '-') ? 1 : 0);
         size_t k = 0, dl = mant_end - (size_t)(d - s);
-        char tmp[128];
-        if (dl > 80) return -1;
+        char small[128], *tmp = small;   /* a long number ("0.000...0001") is still a number */
+        if (dl + 16 > sizeof small && !(tmp = malloc(dl + 16))) return -1;
         for (k = 0; k < dl; k++) tmp[k] = d[k];
-        snprintf(tmp + k, sizeof tmp - k, "e%d", explicit_e + sx);
+        snprintf(tmp + k, 16, "e%d", explicit_e + sx);
         v = strtod(tmp, NULL);
+        if (tmp != small) free(tmp);
     }
     if (is_mil) v *= 25.4e-6;
     *value = neg ? -v : v;

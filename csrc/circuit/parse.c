@@ -102,12 +102,32 @@ static cm_status fail_at(ctx *x, const card *cd, cm_status st, const char *fmt, 
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+/* Messages quote the input, which need not be UTF-8 (and tlen may cut a character in two):
+ * bytes that do not form valid UTF-8 become '?', so a binding can always decode the message. */
+static void utf8_sanitize(char *s) {
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        int n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        unsigned lo = 0x80, hi = 0xBF;   /* range of the second byte: no overlongs, surrogates or > U+10FFFF */
+        if (c == 0xE0) lo = 0xA0;
+        else if (c == 0xED) hi = 0x9F;
+        else if (c == 0xF0) lo = 0x90;
+        else if (c == 0xF4) hi = 0x8F;
+        int ok = n > 0 && (n == 1 || (p[1] >= lo && p[1] <= hi));
+        for (int k = 2; ok && k < n; k++) ok = (p[k] & 0xC0) == 0x80;
+        if (!ok) { *p++ = '?'; continue; }
+        p += n;
+    }
+}
+
 static cm_status fail_at(ctx *x, const card *cd, cm_status st, const char *fmt, ...) {
     char msg[900];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_sanitize(msg);
     return cm_error_set(x->err, st, cd ? file_name(x, cd->file) : "", cd ? cd->line : 0, "%s", msg);
 }
 
@@ -269,7 +289,10 @@ static cm_status do_include(ctx *x, const card *at, const char *arg, size_t argn
     int32_t fid = intern(x, &x->c->files, real, strlen(real));
     free(real);
     if (fid < 0) { free(buf); return nomem(x); }
+    const card *outer = x->cur;
+    x->cur = at;   /* stage 1 has no current card otherwise: lets "section not found" point at the .lib line */
     st = read_source(x, buf, n, fid, depth + 1, 0, section);
+    x->cur = outer;
     free(buf);
     return st;
 }
@@ -285,14 +308,13 @@ static cm_status push_card(ctx *x, int64_t off, int32_t file, int32_t line) {
 }
 
 /* Read one source text into cards. `section`: for .lib file section, only the lines between
- * ".lib section" and ".endl" are read. */
-static cm_status read_source(ctx *x, const char *text, size_t len, int32_t file, int depth, int top,
-                             const char *section) {
-    size_t pos = 0;
-    int line = 0;
+ * ".lib section" and ".endl" are read. read_lines starts at byte `pos`, after `line` lines,
+ * with `have_card` telling whether a '+' line may continue the last card (the fast reader
+ * hands the rest of a file over to it). */
+static cm_status read_lines(ctx *x, const char *text, size_t len, int32_t file, int depth, int top,
+                            const char *section, size_t pos, int line, int have_card) {
     int in_control = 0, control_line = 0;
     int in_section = section ? 0 : 1, skipping_lib = 0, section_found = section ? 0 : 1;
-    int have_card = 0;          /* may a '+' line continue the last card? */
     card here = {0, 0, file, 0};
     while (pos < len) {
         size_t st = pos;
@@ -349,10 +371,14 @@ static cm_status read_source(ctx *x, const char *text, size_t len, int32_t file,
                 return fail_at(x, &here, CM_ERR_PARSE, "continuation line ('+') with no card before it");
             w++; wn--;
         }
-        /* Strip end-of-line comments: ';' anywhere, '$' at the start of a word (ngspice). */
+        /* Strip end-of-line comments: ';' anywhere, '$' at the start of a word (ngspice) - and
+         * of a token: after {..}, ')' ... a '$' would start a name that reads back as a comment. */
         size_t cut = wn;
         for (size_t i = 0; i < wn; i++) {
-            if (w[i] == ';' || (w[i] == '$' && (i == 0 || isspace((unsigned char)w[i - 1])))) { cut = i; break; }
+            if (w[i] == ';' || (w[i] == '$' && (i == 0 || isspace((unsigned char)w[i - 1]) || strchr("}()=,'", w[i - 1])))) {
+                cut = i;
+                break;
+            }
         }
         wn = cut;
         while (wn && isspace((unsigned char)w[wn - 1])) wn--;
@@ -426,9 +452,15 @@ static cm_status read_source(ctx *x, const char *text, size_t len, int32_t file,
     }
     if (section && !section_found) {
         here.line = 0;
-        return fail_at(x, &here, CM_ERR_PARSE, "library section '%s' not found", section);
+        return fail_at(x, x->cur ? x->cur : &here, CM_ERR_PARSE, "library section '%s' not found in '%s'", section,
+                       file_name(x, file));
     }
     return CM_OK;
+}
+
+static cm_status read_source(ctx *x, const char *text, size_t len, int32_t file, int depth, int top,
+                             const char *section) {
+    return read_lines(x, text, len, file, depth, top, section, 0, 0, 0);
 }
 
 /* ------------------------------------------------------------------ tokens */
@@ -507,11 +539,19 @@ static cm_status eval_token(ctx *x, const card *cd, slice t, const char *what, d
         cm_expr_result r = cm_expr_eval(t.s + 1, t.n - 2, frame_lookup, x, value, &where);
         if (r == CM_EXPR_SYNTAX)
             return fail_at(x, cd, CM_ERR_PARSE, "bad expression '%.*s' for %s (near character %zu)",
-                           tlen(t), t.s, what, where + 1);
+                           tlen(t), t.s, what, where + 2);   /* 1-based, counting the opening brace */
         if (r == CM_EXPR_UNKNOWN_NAME) { *value = NAN; *keep = 1; }
+        else if (!isfinite(*value))
+            return fail_at(x, cd, CM_ERR_PARSE, "%s: expression '%.*s' evaluates to %s", what, tlen(t), t.s,
+                           isnan(*value) ? "nan" : "infinity");
         return CM_OK;
     }
-    if (cm_parse_number(t.s, t.n, value) == 0) return CM_OK;
+    if (cm_parse_number(t.s, t.n, value) == 0) {
+        /* 1e400 overflows; written back it would read as a name */
+        if (!isfinite(*value))
+            return fail_at(x, cd, CM_ERR_PARSE, "%s: number '%.*s' is out of range", what, tlen(t), t.s);
+        return CM_OK;
+    }
     if (frame_lookup(x, t.s, t.n, value) == 0) return CM_OK;
     return fail_at(x, cd, CM_ERR_PARSE, "expected a number or {expression} for %s, got '%.*s'", what,
                    tlen(t), t.s);
@@ -531,6 +571,8 @@ static int is_global_net(ctx *x, slice t) {
 
 /* Net id of token t seen in scope sc. */
 static cm_status resolve_net(ctx *x, const scope *sc, slice t, int32_t *net) {
+    if (t.s[0] == '=' || t.s[0] == '{' || t.s[0] == '\'')   /* "C= a b 1" must not make a net '=' */
+        return fail_at(x, x->cur, CM_ERR_PARSE, "'%.*s' is not a net name", tlen(t), t.s);
     if (is_ground_name(t)) {
         *net = intern(x, &x->c->nets, "0", 1);
         return *net < 0 ? nomem(x) : CM_OK;
@@ -699,6 +741,7 @@ static const char *kind_word(int kind) {
 }
 
 static cm_status instantiate(ctx *x, const card *cd, const scope *sc);
+static cm_status read_param_card(ctx *x, const card *cd, const char *s, size_t n, int top, scope *local);
 
 /* Replace evaluable {expr} in a source spec by numbers, so the flat netlist stands alone. */
 static cm_status substitute_exprs(ctx *x, const card *cd, const char *s, size_t n, int32_t *out) {
@@ -719,24 +762,34 @@ static cm_status substitute_exprs(ctx *x, const card *cd, const char *s, size_t 
             size_t where;
             cm_expr_result r = cm_expr_eval(s + i + 1, j - i - 1, frame_lookup, x, &v, &where);
             if (r == CM_EXPR_SYNTAX) {
-                st = fail_at(x, cd, CM_ERR_PARSE, "bad expression '%.*s'", (int)(j - i + 1 > 60 ? 60 : j - i + 1), s + i);
+                st = fail_at(x, cd, CM_ERR_PARSE, "bad expression '%.*s' in the source specification (near character %zu)",
+                             (int)(j - i + 1 > 60 ? 60 : j - i + 1), s + i, where + 2);
                 break;
             }
+            if (r == CM_EXPR_OK && !isfinite(v)) {
+                st = fail_at(x, cd, CM_ERR_PARSE, "expression '%.*s' in the source specification evaluates to %s",
+                             (int)(j - i + 1 > 60 ? 60 : j - i + 1), s + i, isnan(v) ? "nan" : "infinity");
+                break;
+            }
+            /* A number may be longer than the expression it replaces ({a} -> 24 digits): grow. */
             if (r == CM_EXPR_OK) {
                 char num[40];
                 int k = cm_format_number(v, num, sizeof num);
-                if (bl + (size_t)k + 1 > cap) { st = nomem(x); break; }
+                if (ensure_scratch(&buf, &cap, bl + (size_t)k + 3)) { st = nomem(x); break; }
+                /* {a}3 is two tokens: keep them apart once {a} is a number */
+                if (bl && !isspace((unsigned char)buf[bl - 1]) && !strchr("(,=", buf[bl - 1])) buf[bl++] = ' ';
                 memcpy(buf + bl, num, (size_t)k);
                 bl += (size_t)k;
+                if (j + 1 < n && !isspace((unsigned char)s[j + 1]) && !strchr("),", s[j + 1])) buf[bl++] = ' ';
             } else {
                 size_t k = j - i + 1;
-                if (bl + k + 1 > cap) { st = nomem(x); break; }
+                if (ensure_scratch(&buf, &cap, bl + k + 1)) { st = nomem(x); break; }
                 memcpy(buf + bl, s + i, k);
                 bl += k;
             }
             i = j + 1;
         } else {
-            if (bl + 2 > cap) { st = nomem(x); break; }
+            if (ensure_scratch(&buf, &cap, bl + 2)) { st = nomem(x); break; }
             buf[bl++] = s[i++];
         }
     }
@@ -899,7 +952,8 @@ static cm_status instantiate(ctx *x, const card *cd, const scope *sc) {
         slice m = x->toks[3];
         const char *type = model_type(x, m);
         if (!type)
-            return fail_at(x, cd, CM_ERR_PARSE, "diode '%.*s': model '%.*s' has no .model line", tlen(name), name.s, tlen(m), m.s);
+            return fail_at(x, cd, CM_ERR_PARSE, "diode '%.*s': model '%.*s' has no .model line; add one or pass model_map={'%.*s': 'd'}",
+                           tlen(name), name.s, tlen(m), m.s, tlen(m), m.s);
         if (!type_is(type, "d"))
             return fail_at(x, cd, CM_ERR_PARSE, "diode '%.*s': model '%.*s' is of type '%s', expected d", tlen(name), name.s,
                            tlen(m), m.s, type);
@@ -914,6 +968,7 @@ static cm_status instantiate(ctx *x, const card *cd, const scope *sc) {
             int keep;
             if ((st = eval_token(x, cd, x->toks[4], "the diode area", &v, &keep))) return st;
             d->value = v;
+            if (keep && (d->value_text = intern(x, &x->c->strs, x->toks[4].s, x->toks[4].n)) < 0) return nomem(x);
         }
         return add_params(x, cd, d, npos, what);
     }
@@ -924,10 +979,18 @@ static cm_status instantiate(ctx *x, const card *cd, const scope *sc) {
         int mpos = -1;
         for (int k = 4; k <= 5 && k < npos; k++)
             if (model_type(x, x->toks[k])) { mpos = k; break; }
-        if (npos < 5 || mpos < 0)
+        if (npos < 5)
             return fail_at(x, cd, CM_ERR_PARSE,
-                           "BJT '%.*s' needs 3 or 4 nets (collector base emitter [substrate]) and a model with a .model line",
+                           "BJT '%.*s' needs 3 or 4 nets (collector base emitter [substrate]) and a model name",
                            tlen(name), name.s);
+        if (mpos < 0) {
+            /* name the likely model: the 5th item, or the 6th unless that is a number (an area) */
+            double area;
+            slice m = x->toks[npos >= 6 && cm_parse_number(x->toks[5].s, x->toks[5].n, &area) != 0 ? 5 : 4];
+            return fail_at(x, cd, CM_ERR_PARSE,
+                           "BJT '%.*s': model '%.*s' has no .model line; add one or pass model_map={'%.*s': 'npn' or 'pnp'}",
+                           tlen(name), name.s, tlen(m), m.s, tlen(m), m.s);
+        }
         slice m = x->toks[mpos];
         const char *type = model_type(x, m);
         int kind;
@@ -948,6 +1011,8 @@ static cm_status instantiate(ctx *x, const card *cd, const scope *sc) {
             int keep;
             if ((st = eval_token(x, cd, x->toks[mpos + 1], "the BJT area", &v, &keep))) return st;
             d->value = v;
+            if (keep && (d->value_text = intern(x, &x->c->strs, x->toks[mpos + 1].s, x->toks[mpos + 1].n)) < 0)
+                return nomem(x);
         }
         char what[100];
         snprintf(what, sizeof what, "BJT '%.*s'", tlen(name), name.s);
@@ -1007,17 +1072,29 @@ static cm_status instantiate(ctx *x, const card *cd, const scope *sc) {
         if (si < 0) {
             /* PDKs often wrap transistors in subcircuits: the caller's model map may say what it is. */
             const char *type = model_type(x, sub);
-            if (type && (type_is(type, "nmos") || type_is(type, "pmos")) && last == 5) {
-                if ((st = new_device(x, cd, sc, name, type_is(type, "nmos") ? CM_DEV_NMOS : CM_DEV_PMOS, &d))) return st;
-                for (int k = 1; k <= 4; k++)
+            int kind = !type ? -1 : type_is(type, "nmos") ? CM_DEV_NMOS : type_is(type, "pmos") ? CM_DEV_PMOS
+                     : type_is(type, "npn") ? CM_DEV_NPN : type_is(type, "pnp") ? CM_DEV_PNP
+                     : type_is(type, "d") ? CM_DEV_DIODE : -1;
+            if (kind >= 0) {
+                int nn = last - 1;
+                int bjt = kind == CM_DEV_NPN || kind == CM_DEV_PNP;
+                if (kind == CM_DEV_DIODE ? nn != 2 : bjt ? (nn != 3 && nn != 4) : nn != 4)
+                    return fail_at(x, cd, CM_ERR_PARSE, "instance '%.*s' of '%.*s' (model type %s) connects %d net%s; it needs %s",
+                                   tlen(name), name.s, tlen(sub), sub.s, type, nn, nn == 1 ? "" : "s",
+                                   kind == CM_DEV_DIODE ? "2 (anode cathode)"
+                                   : bjt ? "3 or 4 (collector base emitter [substrate])" : "4 (drain gate source bulk)");
+                if ((st = new_device(x, cd, sc, name, kind, &d))) return st;
+                for (int k = 1; k <= nn; k++)
                     if ((st = add_terminal(x, sc, d, x->toks[k]))) return st;
                 if ((st = set_model(x, d, sub))) return st;
                 char what[100];
-                snprintf(what, sizeof what, "MOSFET '%.*s'", tlen(name), name.s);
+                snprintf(what, sizeof what, "%s '%.*s'", kind == CM_DEV_DIODE ? "diode" : bjt ? "BJT" : "MOSFET",
+                         tlen(name), name.s);
                 return add_params(x, cd, d, npos, what);
             }
-            return fail_at(x, cd, CM_ERR_PARSE, "instance '%.*s' uses unknown subcircuit '%.*s'", tlen(name), name.s,
-                           tlen(sub), sub.s);
+            return fail_at(x, cd, CM_ERR_PARSE,
+                           "instance '%.*s' uses unknown subcircuit '%.*s' (no .subckt defines it and model_map does not name it)",
+                           tlen(name), name.s, tlen(sub), sub.s);
         }
         return instantiate_subckt(x, cd, sc, name, si, npos, last - 1);
     }
@@ -1135,34 +1212,9 @@ static cm_status instantiate_subckt(ctx *x, const card *cd, const scope *sc, sli
             const char *bs = x->text + bc->off;
             if (bs[0] == '.') {
                 /* .param inside a subcircuit: local parameters, evaluated per instance */
-                if (bc->len >= 6 && memcmp(bs, ".param", 6) == 0) {
-                    x->cur_scope = &inner;
-                    st = tokenize(x, bc, bs + 6, (size_t)bc->len - 6, 0);
-                    for (int32_t i = 0; i < x->n_toks && !st;) {
-                        if (i + 2 >= x->n_toks || !slice_is(x->toks[i + 1], "=")) {
-                            st = fail_at(x, bc, CM_ERR_PARSE, "expected name=value in .param, got '%.*s'", tlen(x->toks[i]),
-                                         x->toks[i].s);
-                            break;
-                        }
-                        double v;
-                        int keep;
-                        st = eval_token(x, bc, x->toks[i + 2], "a .param value", &v, &keep);
-                        if (st) break;
-                        if (x->n_frame >= x->cap_frame) {
-                            int32_t nc = x->cap_frame ? x->cap_frame * 2 : 64;
-                            frame_param *nf = realloc(x->frame, sizeof *nf * (size_t)nc);
-                            if (!nf) { st = nomem(x); break; }
-                            x->frame = nf;
-                            x->cap_frame = nc;
-                        }
-                        frame_param *fp = &x->frame[x->n_frame++];
-                        fp->name = intern(x, &x->c->strs, x->toks[i].s, x->toks[i].n);
-                        fp->value = v;
-                        fp->text = -1;
-                        inner.frame_end = x->n_frame;
-                        i += 3;
-                    }
-                }
+                size_t fw = first_word(bs, (size_t)bc->len);
+                if (word_is(bs, fw, ".param") || word_is(bs, fw, ".params"))
+                    st = read_param_card(x, bc, bs + fw, (size_t)bc->len - fw, 0, &inner);
                 continue;
             }
             st = instantiate(x, bc, &inner);
@@ -1206,8 +1258,28 @@ static cm_status add_global_param(ctx *x, const card *cd, slice k, slice v) {
     return CM_OK;
 }
 
-/* .param a=1 b={a*2} c = a*3: a value runs until the next "name =". */
-static cm_status read_param_card(ctx *x, const card *cd, const char *s, size_t n, int top) {
+/* A .param of a subcircuit body: evaluated per instance, in its scope, onto its frame. */
+static cm_status add_local_param(ctx *x, const card *cd, scope *local, slice k, slice v) {
+    double val;
+    int keep;
+    x->cur_scope = local;
+    char what[120];
+    snprintf(what, sizeof what, ".param '%.*s'", tlen(k), k.s);
+    cm_status st = eval_token(x, cd, v, what, &val, &keep);
+    if (st) return st;
+    GROW(x->frame, x->n_frame, x->cap_frame, 64);
+    frame_param *fp = &x->frame[x->n_frame++];
+    fp->name = intern(x, &x->c->strs, k.s, k.n);
+    fp->value = val;
+    fp->text = -1;
+    if (fp->name < 0) return nomem(x);
+    local->frame_end = x->n_frame;
+    return CM_OK;
+}
+
+/* .param a=1 b={a*2} c = a*3 d=a*4: a value runs until the next "name =". top: define global
+ * parameters; else with `local`, parameters of that subcircuit instance; else check syntax only. */
+static cm_status read_param_card(ctx *x, const card *cd, const char *s, size_t n, int top, scope *local) {
     cm_status st = tokenize(x, cd, s, n, 0);
     if (st) return st;
     if (x->n_toks == 0) return fail_at(x, cd, CM_ERR_PARSE, ".param needs name=value");
@@ -1221,23 +1293,28 @@ static cm_status read_param_card(ctx *x, const card *cd, const char *s, size_t n
         int32_t j = i + 2;
         while (j + 1 < x->n_toks && !slice_is(x->toks[j + 1], "=")) j++;
         if (j + 1 < x->n_toks) j--;   /* toks[j+1] is the next name */
+        if (j < i + 2)   /* ".param a= b =1": b is the next name, a has no value */
+            return fail_at(x, cd, CM_ERR_PARSE, "parameter '%.*s' in .param has no value", tlen(k), k.s);
         slice v;
         v.s = x->toks[i + 2].s;
         v.n = (size_t)(x->toks[j].s + x->toks[j].n - v.s);
-        if (j > i + 2) {
-            /* a bare multi-token expression: evaluate as if braced */
+        double num;
+        if (j > i + 2 || (v.s[0] != '{' && v.s[0] != '\'' && cm_parse_number(v.s, v.n, &num) != 0)) {
+            /* a bare expression (a*2, or a * 2 over several tokens): evaluate as if braced */
             char *tmp = malloc(v.n + 3);
             if (!tmp) return nomem(x);
             tmp[0] = '{';
             memcpy(tmp + 1, v.s, v.n);
             tmp[v.n + 1] = '}';
             slice bv = {tmp, v.n + 2};
-            st = top ? add_global_param(x, cd, k, bv) : CM_OK;
+            st = top ? add_global_param(x, cd, k, bv) : local ? add_local_param(x, cd, local, k, bv) : CM_OK;
             free(tmp);
             if (st) return st;
             /* tokenize was clobbered by nothing: add_global_param does not tokenize */
         } else if (top) {
             if ((st = add_global_param(x, cd, k, v))) return st;
+        } else if (local) {
+            if ((st = add_local_param(x, cd, local, k, v))) return st;
         }
         i = j + 1;
     }
@@ -1400,9 +1477,9 @@ static cm_status collect(ctx *x) {
             if ((st = read_model_card(x, cd, rest, rn))) return st;
         } else if (word_is(s, fw, ".param") || word_is(s, fw, ".params")) {
             if (open_sub < 0) {
-                if ((st = read_param_card(x, cd, rest, rn, 1))) return st;
+                if ((st = read_param_card(x, cd, rest, rn, 1, NULL))) return st;
             } else {
-                if ((st = read_param_card(x, cd, rest, rn, 0))) return st;   /* syntax check; values per instance */
+                if ((st = read_param_card(x, cd, rest, rn, 0, NULL))) return st;   /* syntax check; values per instance */
             }
         } else if (word_is(s, fw, ".global")) {
             if ((st = tokenize(x, cd, rest, rn, 1))) return st;
@@ -1437,6 +1514,36 @@ static cm_status collect(ctx *x) {
 
 void cm_parse_options_default(cm_parse_options *opt) {
     memset(opt, 0, sizeof *opt);
+}
+
+/* Nets no terminal uses (an instance port its subcircuit leaves unconnected) cannot be
+ * written back, so the reader drops them; ground and .global nets stay. Net ids change only
+ * when something is dropped. */
+static cm_status prune_unused_nets(cm_circuit *c) {
+    int32_t N = c->nets.n;
+    int32_t *map = calloc((size_t)N + 1, sizeof *map);   /* [N] new id + 1, 0 = dropped */
+    if (!map) return CM_ERR_NOMEM;
+    for (int64_t t = 0; t < c->n_terms; t++) map[c->term_net[t]] = 1;
+    for (int32_t i = 0; i < c->n_global_nets; i++) map[c->global_nets[i]] = 1;
+    int32_t g = cm_strtab_find(&c->nets, "0", 1);
+    if (g >= 0) map[g] = 1;
+    int32_t kept = 0;
+    for (int32_t i = 0; i < N; i++) kept += map[i];
+    if (kept == N) { free(map); return CM_OK; }
+    cm_strtab nt;
+    if (cm_strtab_init(&nt, kept + 16)) { free(map); return CM_ERR_NOMEM; }
+    for (int32_t i = 0; i < N; i++) {
+        if (!map[i]) continue;
+        int32_t id = cm_strtab_intern(&nt, cm_strtab_get(&c->nets, i), (size_t)c->nets.lens[i], NULL);
+        if (id < 0) { cm_strtab_free(&nt); free(map); return CM_ERR_NOMEM; }
+        map[i] = id + 1;
+    }
+    for (int64_t t = 0; t < c->n_terms; t++) c->term_net[t] = map[c->term_net[t]] - 1;
+    for (int32_t i = 0; i < c->n_global_nets; i++) c->global_nets[i] = map[c->global_nets[i]] - 1;
+    cm_strtab_free(&c->nets);
+    c->nets = nt;
+    free(map);
+    return CM_OK;
 }
 
 static cm_circuit *circuit_new(size_t text_len) {
@@ -1525,6 +1632,7 @@ cm_status cm_circuit_parse(const char *text, size_t len, const char *filename, c
     if (x.c->title < 0 && (x.c->title = intern(&x, &x.c->strs, "", 0)) < 0) { st = nomem(&x); goto done; }
     /* Make sure the ground net exists so roles and graphs always have it. */
     if (intern(&x, &x.c->nets, "0", 1) < 0) { st = nomem(&x); goto done; }
+    if (prune_unused_nets(x.c)) { st = nomem(&x); goto done; }
 done:
     if (st) {
         cm_circuit_free(x.c);

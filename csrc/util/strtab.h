@@ -1,6 +1,10 @@
-/* strtab.h: string interning. Each distinct string gets a dense id (0, 1, 2, ...);
- * lookups are one hash probe sequence. Used for net names, device names, models and
- * parameter names. Strings are stored NUL-terminated in one growing buffer. */
+/* strtab.h: string interning. Each distinct string gets a dense id (0, 1, 2, ...) in order of
+ * first insertion; lookups are one hash probe sequence. Used for net names, device names,
+ * models and parameter names. Strings are stored NUL-terminated in one growing buffer.
+ *
+ * Slots are 64-bit: the string's 32-bit hash above its id + 1, so a probe rejects other
+ * strings without touching their text. Ids depend only on the order of insertion; where a
+ * string sits in the slot array (and the hash function) is internal. */
 #ifndef CIRCML_STRTAB_H
 #define CIRCML_STRTAB_H
 #include <stddef.h>
@@ -13,8 +17,8 @@ typedef struct {
     int32_t *lens;      /* [n] length of string id */
     uint32_t *hashes;   /* [n] */
     int32_t n, ncap;
-    int32_t *slots;     /* [nslots] id + 1, 0 = empty; open addressing, linear probing */
-    uint32_t nslots;    /* power of two */
+    uint64_t *slots;    /* [nslots] hash << 32 | (id + 1), 0 = empty; open addressing, linear probing */
+    uint32_t nslots;    /* power of two, at least 2 n */
 } cm_strtab;
 
 int cm_strtab_init(cm_strtab *t, int32_t expected);
@@ -22,8 +26,22 @@ void cm_strtab_free(cm_strtab *t);
 /* Id of the string s[0:len], inserting it when absent; -1 when out of memory.
  * *inserted (may be NULL) tells whether it was new. */
 int32_t cm_strtab_intern(cm_strtab *t, const char *s, size_t len, int *inserted);
-/* Id of s[0:len] or -1 when absent. */
+/* The same with h == cm_hash_bytes(s, len) computed by the caller (ahead of time, in parallel). */
+int32_t cm_strtab_intern_h(cm_strtab *t, const char *s, size_t len, uint32_t h, int *inserted);
+/* Id of s[0:len] or -1 when absent. Read-only: safe from several threads at once. */
 int32_t cm_strtab_find(const cm_strtab *t, const char *s, size_t len);
+int32_t cm_strtab_find_h(const cm_strtab *t, const char *s, size_t len, uint32_t h);
+/* Room for n more strings of `bytes` characters in all, so that interning them neither
+ * reallocates nor rehashes. 0, or -1 when out of memory. */
+int cm_strtab_reserve(cm_strtab *t, int64_t n, size_t bytes);
+/* Hint that a string of hash h will be looked up soon (pulls its home slot into cache). */
+static inline void cm_strtab_prefetch(const cm_strtab *t, uint32_t h) {
+#if defined(__GNUC__)
+    __builtin_prefetch(t->slots + (h & (t->nslots - 1)));
+#else
+    (void)t; (void)h;
+#endif
+}
 static inline const char *cm_strtab_get(const cm_strtab *t, int32_t id) {
     return t->buf + t->offs[id];
 }
