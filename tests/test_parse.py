@@ -495,3 +495,11 @@ def test_round_trip_library(entry):
     again = parse_netlist(c.to_spice())
     assert again == c
     assert again.kind_counts() == c.kind_counts()
+
+
+def test_names_that_are_not_utf8_are_readable():
+    """A Latin-1 byte in a title or net name must not make the circuit unreadable."""
+    c = circml.parse_netlist(b"* caf\xe9 title\nR1 n\xb5 0 1k\n.end")
+    assert c.title.startswith("* caf") and "\ufffd" in c.title
+    assert c.nets[0].startswith("n") and c.devices[0].nets[1] == "0"
+    assert circml.parse_netlist(c.to_spice()).n_devices == 1

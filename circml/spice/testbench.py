@@ -113,6 +113,11 @@ class Testbench:
         missing = set(self.param_names) - set(design)
         if missing:
             raise ValueError(f"testbench {self.name!r}: design lacks {sorted(missing)}")
+        unknown = set(design) - set(self.param_names)
+        if unknown:
+            # a typo ("ibais") must not silently simulate the default
+            raise ValueError(f"testbench {self.name!r} has no design parameter(s) {sorted(unknown)}; "
+                             f"it has {self.param_names}")
         return parse_netlist(self.netlist, self.filename, include_dirs=self.include_dirs,
                              params={k: float(design[k]) for k in self.param_names})
 

@@ -266,16 +266,19 @@ static PyObject *new_array(int nd, npy_intp *dims, int type) {
     return PyArray_ZEROS(nd, dims, type, 0);
 }
 
+static PyObject *decode(const char *s) { return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace"); }
+
 static PyObject *str_or_none(const cm_strtab *t, int32_t id) {
     if (id < 0) Py_RETURN_NONE;
-    return PyUnicode_FromString(cm_strtab_get(t, id));
+    return decode(cm_strtab_get(t, id));
 }
 
 static PyObject *strtab_list(const cm_strtab *t) {
     PyObject *l = PyList_New(t->n);
     if (!l) return NULL;
     for (int32_t i = 0; i < t->n; i++) {
-        PyObject *s = PyUnicode_FromStringAndSize(cm_strtab_get(t, i), t->lens[i]);
+        /* netlists need not be UTF-8 (a Latin-1 "µ" in a title): never fail on names */
+        PyObject *s = PyUnicode_DecodeUTF8(cm_strtab_get(t, i), t->lens[i], "replace");
         if (!s) { Py_DECREF(l); return NULL; }
         PyList_SET_ITEM(l, i, s);
     }
@@ -283,7 +286,7 @@ static PyObject *strtab_list(const cm_strtab *t) {
 }
 
 static PyObject *param_value_obj(const cm_circuit *c, const cm_param *p) {
-    if (p->text >= 0) return PyUnicode_FromString(cm_strtab_get(&c->strs, p->text));
+    if (p->text >= 0) return decode(cm_strtab_get(&c->strs, p->text));
     return PyFloat_FromDouble(p->value);
 }
 
@@ -341,23 +344,24 @@ static PyObject *py_names(PyObject *self, PyObject *cap) {
         goto fail;
     for (int32_t i = 0; i < c->n_models; i++) {
         const cm_model *m = &c->models[i];
-        PyObject *t = Py_BuildValue("(sss)", cm_strtab_get(&c->strs, m->name), cm_strtab_get(&c->strs, m->type),
-                                    cm_strtab_get(&c->strs, m->text));
+        PyObject *t = Py_BuildValue("(NNN)", decode(cm_strtab_get(&c->strs, m->name)),
+                                    decode(cm_strtab_get(&c->strs, m->type)), decode(cm_strtab_get(&c->strs, m->text)));
         if (!t) goto fail;
         PyList_SET_ITEM(models, i, t);
     }
     for (int32_t i = 0; i < c->n_globals; i++) {
-        PyObject *t = Py_BuildValue("(sN)", cm_strtab_get(&c->strs, c->globals[i].name), param_value_obj(c, &c->globals[i]));
+        PyObject *t = Py_BuildValue("(NN)", decode(cm_strtab_get(&c->strs, c->globals[i].name)),
+                                    param_value_obj(c, &c->globals[i]));
         if (!t) goto fail;
         PyList_SET_ITEM(globals, i, t);
     }
     for (int32_t i = 0; i < c->n_directives; i++) {
-        PyObject *t = PyUnicode_FromString(cm_strtab_get(&c->strs, c->directives[i]));
+        PyObject *t = decode(cm_strtab_get(&c->strs, c->directives[i]));
         if (!t) goto fail;
         PyList_SET_ITEM(directives, i, t);
     }
     for (int32_t i = 0; i < c->n_global_nets; i++) {
-        PyObject *t = PyUnicode_FromString(cm_strtab_get(&c->nets, c->global_nets[i]));
+        PyObject *t = decode(cm_strtab_get(&c->nets, c->global_nets[i]));
         if (!t) goto fail;
         PyList_SET_ITEM(gnets, i, t);
     }
@@ -372,7 +376,7 @@ static PyObject *py_names(PyObject *self, PyObject *cap) {
         PyList_SET_ITEM(dev_file, i, f);
     }
     for (int64_t i = 0; i < c->n_params; i++) {
-        PyObject *a = PyUnicode_FromString(cm_strtab_get(&c->strs, c->params[i].name));
+        PyObject *a = decode(cm_strtab_get(&c->strs, c->params[i].name));
         PyObject *b = str_or_none(&c->strs, c->params[i].text);
         if (!a || !b) { Py_XDECREF(a); Py_XDECREF(b); goto fail; }
         PyList_SET_ITEM(param_name, (Py_ssize_t)i, a);
