@@ -123,31 +123,96 @@ static cm_status emit_mos_other(emit_ctx *e, int32_t i, const char *suffix, cons
 }
 
 /* ---- rules ---- */
-typedef int (*applies_fn)(const cm_circuit *c, const cm_device *d);
+
+/* What the applicability tests need to know about the base circuit, read once per view:
+ * the shortest drawn L and W each model card accepts (see card_limits). */
+typedef struct {
+    double lmin, wmin;   /* NAN until read */
+} card_lim;
+typedef struct {
+    const cm_circuit *c;
+    card_lim *lim;       /* [n_models] */
+} aug_ctx;
+
+/* Shortest drawn length / width a MOSFET card simulates: its binning bounds lmin / wmin when it
+ * has them, and the geometry whose effective size L + xl - 2 lint (W + xw - 2 wint; ld / wd for
+ * SPICE levels 1-3) vanishes: BSIM4 stops with "effective channel length <= 0" below it. Halving
+ * a 45 nm device of the PTM card (xl = -20n, lint = 3.75n) lands there, so the L/2 rule must not
+ * apply to it. Absent parameters count as 0. This bounds validity, not accuracy: how close a
+ * short stacked pair stays to the original is measured in tests/test_augment.py. */
+static card_lim card_limits(const char *text) {
+    double v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    static const char *const keys[8] = {"lmin", "wmin", "xl", "xw", "lint", "wint", "ld", "wd"};
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        const char *k = p;
+        while (*p && *p != '=' && *p != ' ' && *p != '\t' && *p != '\n') p++;
+        size_t kn = (size_t)(p - k);
+        if (*p != '=') continue;
+        const char *val = ++p;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n') p++;
+        for (int j = 0; j < 8; j++)
+            if (strlen(keys[j]) == kn && strncmp(keys[j], k, kn) == 0) {
+                double x;
+                if (cm_parse_number(val, (size_t)(p - val), &x) == 0) v[j] = x;
+            }
+    }
+    double dl = v[4] > v[6] ? v[4] : v[6], dw = v[5] > v[7] ? v[5] : v[7];
+    double lcut = 2 * dl - v[2], wcut = 2 * dw - v[3];
+    card_lim r = {v[0] > lcut ? v[0] : lcut, v[1] > wcut ? v[1] : wcut};
+    return r;
+}
+
+/* Limits of device d's card; none (0) when the card is not in the circuit (a caller's model map). */
+static card_lim limits_of(aug_ctx *x, const cm_device *d) {
+    card_lim none = {0, 0};
+    for (int32_t m = 0; m < x->c->n_models; m++)
+        if (x->c->models[m].name == d->model) {
+            if (isnan(x->lim[m].lmin)) x->lim[m] = card_limits(cm_strtab_get(&x->c->strs, x->c->models[m].text));
+            return x->lim[m];
+        }
+    return none;
+}
+
+typedef int (*applies_fn)(aug_ctx *x, const cm_device *d);
 typedef cm_status (*emit_fn)(emit_ctx *e, int32_t i);
 
 static int numeric_value(const cm_device *d) { return !isnan(d->value) && d->value_text < 0 && d->value != 0.0; }
-static int is_r(const cm_circuit *c, const cm_device *d) { (void)c; return d->kind == CM_DEV_RES && numeric_value(d) && d->model < 0; }
-static int is_c(const cm_circuit *c, const cm_device *d) { (void)c; return d->kind == CM_DEV_CAP && numeric_value(d) && d->model < 0; }
-static int is_l(const cm_circuit *c, const cm_device *d) { (void)c; return d->kind == CM_DEV_IND && numeric_value(d) && d->model < 0; }
-static int is_mos_w(const cm_circuit *c, const cm_device *d) {
-    return (d->kind == CM_DEV_NMOS || d->kind == CM_DEV_PMOS) && param_of(c, d, "w") > 0;
+static int is_r(aug_ctx *x, const cm_device *d) { (void)x; return d->kind == CM_DEV_RES && numeric_value(d) && d->model < 0; }
+static int is_c(aug_ctx *x, const cm_device *d) { (void)x; return d->kind == CM_DEV_CAP && numeric_value(d) && d->model < 0; }
+static int is_l(aug_ctx *x, const cm_device *d) { (void)x; return d->kind == CM_DEV_IND && numeric_value(d) && d->model < 0; }
+static int is_mos(const cm_device *d) { return d->kind == CM_DEV_NMOS || d->kind == CM_DEV_PMOS; }
+
+/* m = 2, 4, ... splits exactly into two devices of m/2 (SPICE scales every current and charge by
+ * m); otherwise the W/2 split, when W/2 is still a width the card accepts. */
+static int even_mult(const cm_circuit *c, const cm_device *d) {
+    double m = param_of(c, d, "m");
+    return m >= 2 && m == floor(m) && fmod(m, 2.0) == 0.0;
 }
-static int is_mos_l(const cm_circuit *c, const cm_device *d) {
-    return (d->kind == CM_DEV_NMOS || d->kind == CM_DEV_PMOS) && param_of(c, d, "l") > 0;
+static int is_mos_w(aug_ctx *x, const cm_device *d) {
+    if (!is_mos(d)) return 0;
+    if (even_mult(x->c, d)) return 1;
+    double w = param_of(x->c, d, "w");
+    return w > 0 && 0.5 * w > limits_of(x, d).wmin * (1 - 1e-9);
 }
-static int is_nmos(const cm_circuit *c, const cm_device *d) { (void)c; return d->kind == CM_DEV_NMOS; }
-static int is_pmos(const cm_circuit *c, const cm_device *d) { (void)c; return d->kind == CM_DEV_PMOS; }
-static int is_any_r(const cm_circuit *c, const cm_device *d) { (void)c; return d->kind == CM_DEV_RES; }
-static int is_any_c(const cm_circuit *c, const cm_device *d) { (void)c; return d->kind == CM_DEV_CAP; }
-static int is_any_l(const cm_circuit *c, const cm_device *d) { (void)c; return d->kind == CM_DEV_IND; }
-static int is_any_i(const cm_circuit *c, const cm_device *d) { (void)c; return d->kind == CM_DEV_ISRC; }
+static int is_mos_l(aug_ctx *x, const cm_device *d) {
+    if (!is_mos(d)) return 0;
+    double l = param_of(x->c, d, "l");
+    return l > 0 && 0.5 * l > limits_of(x, d).lmin * (1 - 1e-9);
+}
+static int is_nmos(aug_ctx *x, const cm_device *d) { (void)x; return d->kind == CM_DEV_NMOS; }
+static int is_pmos(aug_ctx *x, const cm_device *d) { (void)x; return d->kind == CM_DEV_PMOS; }
+static int is_any_r(aug_ctx *x, const cm_device *d) { (void)x; return d->kind == CM_DEV_RES; }
+static int is_any_c(aug_ctx *x, const cm_device *d) { (void)x; return d->kind == CM_DEV_CAP; }
+static int is_any_l(aug_ctx *x, const cm_device *d) { (void)x; return d->kind == CM_DEV_IND; }
+static int is_any_i(aug_ctx *x, const cm_device *d) { (void)x; return d->kind == CM_DEV_ISRC; }
 
 /* A current source whose spec is only a DC value ("5u", "dc 5u"): it can be halved exactly. */
-static int is_dc_isrc(const cm_circuit *c, const cm_device *d) {
+static int is_dc_isrc(aug_ctx *x, const cm_device *d) {
     if (d->kind != CM_DEV_ISRC || isnan(d->value) || d->value == 0.0) return 0;
     if (d->value_text < 0) return 1;
-    const char *t = cm_strtab_get(&c->strs, d->value_text);
+    const char *t = cm_strtab_get(&x->c->strs, d->value_text);
     int words = 0, in = 0;
     for (const char *p = t; *p; p++) {
         if (*p != ' ' && *p != '\t') { if (!in) words++; in = 1; } else in = 0;
@@ -179,8 +244,9 @@ static cm_status l_series(emit_ctx *e, int32_t i) { return two_in_series(e, i, 0
 static cm_status l_parallel(emit_ctx *e, int32_t i) { return two_in_parallel(e, i, 2.0); }
 
 static cm_status mos_parallel(emit_ctx *e, int32_t i) {
-    cm_status st = emit_copy(e, i, "_a", NULL, 1, "w", 0.5);
-    return st ? st : emit_copy(e, i, "_b", NULL, 1, "w", 0.5);
+    const char *p = even_mult(e->src, &e->src->devices[i]) ? "m" : "w";
+    cm_status st = emit_copy(e, i, "_a", NULL, 1, p, 0.5);
+    return st ? st : emit_copy(e, i, "_b", NULL, 1, p, 0.5);
 }
 static cm_status mos_series(emit_ctx *e, int32_t i) {
     /* upper device: drain .. mid, lower: mid .. source; gates tied, bodies tied */
@@ -266,8 +332,8 @@ static const rule RULES[CM_AUG_RULE_COUNT] = {
     {"c_series", 0, is_c, c_series, "C -> 2C + 2C in series"},
     {"l_series", 0, is_l, l_series, "L -> L/2 + L/2 in series"},
     {"l_parallel", 0, is_l, l_parallel, "L -> 2L || 2L"},
-    {"mos_parallel", 0, is_mos_w, mos_parallel, "MOSFET -> two with W/2 in parallel"},
-    {"mos_series", 0, is_mos_l, mos_series, "MOSFET -> two with L/2 stacked, gates and bodies tied"},
+    {"mos_parallel", 0, is_mos_w, mos_parallel, "MOSFET -> two with W/2 (or m/2 when m is even) in parallel"},
+    {"mos_series", 0, is_mos_l, mos_series, "MOSFET -> two with L/2 stacked, gates and bodies tied (when L/2 is valid for its card)"},
     {"i_parallel", 0, is_dc_isrc, i_parallel, "DC current source -> two with I/2 in parallel"},
     {"neg_i_to_rcl", 1, is_any_i, neg_i_to_rcl, "current source -> R || C || L"},
     {"neg_nmos_add_pmos", 1, is_nmos, neg_mos_add_other, "NMOS -> a PMOS added in parallel and in series"},
@@ -292,14 +358,17 @@ cm_status cm_augment_view(const cm_circuit *base, uint64_t mask, int n_subs, uin
     int32_t *cand = malloc(sizeof *cand * (size_t)(D ? D : 1));
     int32_t *chosen_rule = malloc(sizeof *chosen_rule * (size_t)(D ? D : 1));
     int32_t *net_map = malloc(sizeof *net_map * (size_t)(N ? N : 1));
+    card_lim *lim = malloc(sizeof *lim * (size_t)(base->n_models ? base->n_models : 1));
     cm_circuit *dst = cm_circuit_new(D + 2 * n_subs + 8);
     cm_status st = CM_OK;
-    if (!cand || !chosen_rule || !net_map || !dst) { st = CM_ERR_NOMEM; goto done; }
+    if (!cand || !chosen_rule || !net_map || !lim || !dst) { st = CM_ERR_NOMEM; goto done; }
+    for (int32_t m = 0; m < base->n_models; m++) lim[m].lmin = lim[m].wmin = NAN;
+    aug_ctx x = {base, lim};
     int32_t n_cand = 0;
     for (int32_t i = 0; i < D; i++) {
         chosen_rule[i] = -1;
         for (int r = 0; r < CM_AUG_RULE_COUNT; r++)
-            if ((mask >> r & 1u) && RULES[r].applies(base, &base->devices[i])) { cand[n_cand++] = i; break; }
+            if ((mask >> r & 1u) && RULES[r].applies(&x, &base->devices[i])) { cand[n_cand++] = i; break; }
     }
     rng g = {mix64(seed ^ mix64(view + 0x632be59bd9b4e019ull))};
     int k = n_subs < n_cand ? n_subs : n_cand;
@@ -309,7 +378,7 @@ cm_status cm_augment_view(const cm_circuit *base, uint64_t mask, int n_subs, uin
         int32_t tmp = cand[j]; cand[j] = cand[t]; cand[t] = tmp;
         int32_t i = cand[j], opts[CM_AUG_RULE_COUNT], n_opts = 0;
         for (int r = 0; r < CM_AUG_RULE_COUNT; r++)
-            if ((mask >> r & 1u) && RULES[r].applies(base, &base->devices[i])) opts[n_opts++] = r;
+            if ((mask >> r & 1u) && RULES[r].applies(&x, &base->devices[i])) opts[n_opts++] = r;
         chosen_rule[i] = opts[rng_below(&g, (uint32_t)n_opts)];
         if (applied) applied[j] = chosen_rule[i];
     }
@@ -329,6 +398,7 @@ done:
     free(cand);
     free(chosen_rule);
     free(net_map);
+    free(lim);
     if (st) {
         cm_circuit_free(dst);
         return cm_error_set(err, st, "", 0, st == CM_ERR_NOMEM ? "out of memory" : "augmentation failed (code %d)", st);

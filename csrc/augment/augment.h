@@ -2,8 +2,9 @@
  *
  * A positive view replaces randomly chosen devices by two identical devices in series or in
  * parallel whose values keep the circuit electrically equivalent (R -> R/2 + R/2 or 2R || 2R,
- * C -> C/2 || C/2 or 2C + 2C, L likewise, a MOSFET -> two with W/2 in parallel or two with L/2
- * stacked, gates and bodies tied, a DC current source -> two with I/2 in parallel). A negative
+ * C -> C/2 || C/2 or 2C + 2C, L likewise, a MOSFET -> two with W/2 (m/2 when m is even) in
+ * parallel or two with L/2 stacked, gates and bodies tied, a DC current source -> two with I/2 in
+ * parallel). The MOSFET rules apply only where W/2 or L/2 is still a size the model card accepts. A negative
  * view applies DICE's rules that change what the circuit is (current source -> R || C || L,
  * NMOS -> PMOS added in parallel and in series, PMOS -> NMOS likewise, R -> C + L in series,
  * C -> L added in parallel and in series, L -> C likewise).

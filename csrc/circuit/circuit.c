@@ -163,6 +163,7 @@ static int name_is(const char *s, const char *lit) { return strcmp(s, lit) == 0;
 static int starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
 void cm_circuit_net_roles(const cm_circuit *c, int8_t *roles) {
+#pragma omp parallel for schedule(static) if (c->nets.n >= 65536)
     for (int32_t i = 0; i < c->nets.n; i++) {
         const char *s = cm_strtab_get(&c->nets, i);
         /* hierarchical nets (x1.vdd) are internal to an instance, not the supply */

@@ -11,6 +11,7 @@
  * located message; all memory is released on every path. */
 #include "circuit.h"
 #include "expr.h"
+#include "../util/mem.h"
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -307,16 +308,42 @@ static cm_status push_card(ctx *x, int64_t off, int32_t file, int32_t line) {
     return CM_OK;
 }
 
+/* Length of w[0:wn] before an end-of-line comment: ';' anywhere, '$' at the start of a word
+ * (ngspice) - and of a token: after {..}, ')' ... a '$' would start a name that reads back as
+ * a comment. (Shared with the fast reader.) */
+static size_t comment_cut(const char *w, size_t wn) {
+    for (size_t i = 0; i < wn; i++) {
+        if (w[i] == ';' || (w[i] == '$' && (i == 0 || isspace((unsigned char)w[i - 1]) || strchr("}()=,'", w[i - 1]))))
+            return i;
+    }
+    return wn;
+}
+
+/* Where read_lines starts (byte, lines before it, may a '+' line continue the last card) and,
+ * when `resume` is set, where it stopped: after a line, at the next line that starts with a
+ * letter, once the reader is back in its plain state (pos = len: read to the end). The fast
+ * reader reads plain lines itself, and hands state lines (.include, .lib, .control, ...) here. */
+typedef struct { size_t pos; int line, have_card, resume; } read_at;
+
 /* Read one source text into cards. `section`: for .lib file section, only the lines between
- * ".lib section" and ".endl" are read. read_lines starts at byte `pos`, after `line` lines,
- * with `have_card` telling whether a '+' line may continue the last card (the fast reader
- * hands the rest of a file over to it). */
+ * ".lib section" and ".endl" are read. `at` may be NULL (from the start, to the end).
+ * fast_lines reads plain lines the same way and stops at the words of fast_special: keep them
+ * in step with this function. */
 static cm_status read_lines(ctx *x, const char *text, size_t len, int32_t file, int depth, int top,
-                            const char *section, size_t pos, int line, int have_card) {
+                            const char *section, read_at *at) {
+    size_t pos = at ? at->pos : 0, start = pos;
+    int line = at ? at->line : 0, have_card = at ? at->have_card : 0;
     int in_control = 0, control_line = 0;
     int in_section = section ? 0 : 1, skipping_lib = 0, section_found = section ? 0 : 1;
     card here = {0, 0, file, 0};
     while (pos < len) {
+        if (at && at->resume && pos > start && !in_control && in_section && !skipping_lib &&
+            (unsigned char)((text[pos] | 0x20) - 'a') < 26) {
+            at->pos = pos;
+            at->line = line;
+            at->have_card = have_card;
+            return CM_OK;
+        }
         size_t st = pos;
         while (pos < len && text[pos] != '\n') pos++;
         size_t en = pos;
@@ -371,16 +398,7 @@ static cm_status read_lines(ctx *x, const char *text, size_t len, int32_t file, 
                 return fail_at(x, &here, CM_ERR_PARSE, "continuation line ('+') with no card before it");
             w++; wn--;
         }
-        /* Strip end-of-line comments: ';' anywhere, '$' at the start of a word (ngspice) - and
-         * of a token: after {..}, ')' ... a '$' would start a name that reads back as a comment. */
-        size_t cut = wn;
-        for (size_t i = 0; i < wn; i++) {
-            if (w[i] == ';' || (w[i] == '$' && (i == 0 || isspace((unsigned char)w[i - 1]) || strchr("}()=,'", w[i - 1])))) {
-                cut = i;
-                break;
-            }
-        }
-        wn = cut;
+        wn = comment_cut(w, wn);
         while (wn && isspace((unsigned char)w[wn - 1])) wn--;
         if (s[a] == '+') {
             if (wn == 0) continue;
@@ -455,12 +473,13 @@ static cm_status read_lines(ctx *x, const char *text, size_t len, int32_t file, 
         return fail_at(x, x->cur ? x->cur : &here, CM_ERR_PARSE, "library section '%s' not found in '%s'", section,
                        file_name(x, file));
     }
+    if (at) at->pos = len;
     return CM_OK;
 }
 
 static cm_status read_source(ctx *x, const char *text, size_t len, int32_t file, int depth, int top,
                              const char *section) {
-    return read_lines(x, text, len, file, depth, top, section, 0, 0, 0);
+    return read_lines(x, text, len, file, depth, top, section, NULL);
 }
 
 /* ------------------------------------------------------------------ tokens */
@@ -1510,6 +1529,713 @@ static cm_status collect(ctx *x) {
     return CM_OK;
 }
 
+/* ------------------------------------------------------------------ the fast reader
+ *
+ * The same reading, organised for large flat netlists and run on OpenMP threads. Sizes:
+ * K chunks (one per thread), D devices, N nets.
+ * 1. Lines: the text after the title is cut into K chunks at lines that start with a letter
+ *    (so each chunk starts with a card). Each chunk turns its lines into cards and lowercased
+ *    text as read_lines does, and pre-reads the element cards of the plain forms
+ *      R/C/L name n1 n2 number [k=number ...]      M name d g s b model [k=number ...]
+ *    into tokens, hashes and numbers. A chunk stops at the first line that changes the
+ *    reader's state (.include, .lib, .endl, .control, .end, a '+' with no card, a NUL byte);
+ *    read_lines reads on from there.
+ *    Pre-read cards intern their nets, model and parameter names in tables of their chunk.
+ * 2. collect(), as in the reference.
+ * 3. Top-level cards, in three passes. A (parallel over chunks): the chunk's top-level cards
+ *    fall into runs of plain cards, each ended by one other card; per run, the chunk-local
+ *    names that the run uses first. B (serial, card order): per run, those names get global
+ *    ids (so ids are by first occurrence over the whole netlist), device names are inserted
+ *    (duplicates checked), then the other card is read by instantiate(). C (parallel):
+ *    devices, terminals and parameters are written where B placed them.
+ * The result does not depend on K. Every buffer is sized once from counts of the chunk's
+ * lines and '=' signs. On any failure cm_circuit_parse reads the netlist again with the
+ * reference reader, so that errors are the reference's, word for word.
+ * Keep fast_card in step with instantiate() and add_params() for the forms it accepts. */
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef struct { uint32_t off, len, hash; } ftok;   /* a token: offset in its card's text, length, hash */
+
+enum { FK_NONE = 0, FK_RES, FK_CAP, FK_IND, FK_MOS };
+
+typedef struct {           /* a pre-read card */
+    uint8_t form;          /* FK_*; FK_NONE: instantiate() reads the card */
+    uint8_t use;           /* pass A: a plain top-level card, for passes B and C */
+    uint8_t n_nets;
+    int8_t kind;           /* cm_device_kind, set by pass A */
+    uint32_t n_params;     /* its parameters follow those of the cards before it in fchunk.params */
+    ftok name;
+    uint32_t model_off, model_len;
+    int32_t model;         /* local ids: in fchunk.strs */
+    int32_t net[4];        /* in fchunk.nets */
+    double value;
+} frec;
+
+typedef struct { int32_t name; double value; } fparam;   /* name: local id in fchunk.strs */
+
+typedef struct {           /* a run of cards of one chunk, then maybe one card for instantiate() */
+    int32_t card_end;      /* chunk-local cards [end of the previous run, card_end) */
+    int32_t other;         /* global index of the card read by instantiate() after the run, or -1 */
+    int32_t net_end, str_end;          /* the run's first-used local ids end here in fchunk.first_* */
+    int32_t n_dev;
+    int64_t n_term, n_param, name_bytes;
+    int32_t dev_base;                  /* pass B: where the run's devices, terminals and */
+    int64_t term_base, param_base;     /* parameters go */
+} fseg;
+
+typedef struct {
+    size_t begin, end;     /* input bytes [begin, end) */
+    size_t stop;           /* first byte not read here (end, or a line left to read_lines) */
+    size_t out_end;        /* end of this chunk's lowercased text in ctx.text */
+    int64_t max_lines, max_params;   /* counts of '\n' and '=' in the chunk, + 1 */
+    int32_t lines;         /* lines read */
+    cm_status st;
+    card *cards;           /* [max_lines] in ctx.cards; lines counted from the chunk's start */
+    int32_t n_cards;
+    int32_t card_base;     /* global index of the chunk's first card (after compaction) */
+    frec *recs;            /* [max_lines] */
+    fparam *params; int64_t n_params;  /* [max_params] */
+    ftok *toks; int32_t cap_toks;
+    cm_strtab nets, strs;  /* local tables: net names; models and parameter names */
+    struct { const char *s; uint32_t len; int32_t id; } last[9];   /* model, parameter names of the last card */
+    struct { int32_t card, n; const char *s[4]; uint32_t len[4], hash[4]; } pend;   /* nets of the last
+                           * plain card: interned one card later, their slots prefetched meanwhile */
+    int32_t *first_net, *first_str;   /* pass A: local ids in order of first use by plain top-level cards */
+    int32_t *net_map, *str_map;       /* local id -> global id (pass B); pass A: -1 = not used yet */
+    fseg *segs; int32_t n_segs, cap_segs;
+} fchunk;
+
+typedef struct {
+    uint8_t lower[256];    /* tolower and isspace of the current locale, as the reference uses */
+    uint8_t space[256];
+    uint8_t cls[256];      /* tokens: 0 plain, 1 separator, 2 '=', 3 a character left to the reference */
+    uint32_t ground_hash;
+} ftables;
+
+typedef struct {
+    fchunk *ch; int n_ch;  /* in card order; cards between chunks were read by read_lines */
+    ftables tb;
+} fast_state;
+
+static void fast_tables(ftables *tb) {
+    for (int c = 0; c < 256; c++) {
+        tb->lower[c] = (uint8_t)tolower(c);
+        tb->space[c] = isspace(c) != 0;
+        tb->cls[c] = tb->space[c] || c == '(' || c == ')' || c == ',' ? 1 : c == '=' ? 2
+                   : c == '{' || c == '}' || c == '\'' ? 3 : 0;
+    }
+    tb->ground_hash = cm_hash_bytes("0", 1);
+}
+
+static void fast_free(fast_state *f) {
+    for (int k = 0; k < f->n_ch; k++) {
+        fchunk *ch = &f->ch[k];
+        free(ch->recs); free(ch->params); free(ch->toks);
+        cm_strtab_free(&ch->nets); cm_strtab_free(&ch->strs);
+        free(ch->first_net); free(ch->first_str); free(ch->net_map); free(ch->str_map); free(ch->segs);
+    }
+    free(f->ch);
+    memset(f, 0, sizeof *f);
+}
+
+/* Is the first word of a card line one that changes read_lines' state? */
+static int fast_special(const char *w, size_t fw) {
+    return word_is(w, fw, ".end") || word_is(w, fw, ".endl") || word_is(w, fw, ".control") ||
+           word_is(w, fw, ".include") || word_is(w, fw, ".inc") || word_is(w, fw, ".lib");
+}
+
+/* Split s[0:n] into tokens as tokenize(parens_split = 1) does; -1 when the card holds
+ * '{', '}' or a quote (expressions: left to the reference), -2 when out of memory. */
+static int32_t fast_tokens(fchunk *ch, const char *s, size_t n, const ftables *tb) {
+    int32_t nt = 0;
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = tb->cls[(uint8_t)s[i]];
+        if (c == 1) { i++; continue; }
+        if (c == 3) return -1;
+        size_t st = i++;
+        if (c == 0) {
+            while (i < n && (c = tb->cls[(uint8_t)s[i]]) == 0) i++;
+            if (i < n && c == 3) return -1;
+        }
+        if (nt == ch->cap_toks) {   /* amortised: the longest card so far */
+            int32_t nc = ch->cap_toks ? ch->cap_toks * 2 : 64;
+            ftok *t = realloc(ch->toks, sizeof *t * (size_t)nc);
+            if (!t) return -2;
+            ch->toks = t;
+            ch->cap_toks = nc;
+        }
+        ch->toks[nt].off = (uint32_t)st;
+        ch->toks[nt].len = (uint32_t)(i - st);
+        nt++;
+    }
+    return nt;
+}
+
+/* Local ids of the pending card's nets. */
+static cm_status fast_flush(fchunk *ch) {
+    frec *r = &ch->recs[ch->pend.card];
+    for (int k = 0; k < ch->pend.n; k++)
+        if ((r->net[k] = cm_strtab_intern_h(&ch->nets, ch->pend.s[k], ch->pend.len[k], ch->pend.hash[k], NULL)) < 0)
+            return CM_ERR_NOMEM;
+    ch->pend.n = 0;
+    return CM_OK;
+}
+
+/* The nets of plain card i become pending (ground names are the net "0", as resolve_net has
+ * it); those of the card before get their ids. */
+static cm_status fast_nets(fchunk *ch, int32_t i, const char *s, const ftok *t, int n, const ftables *tb) {
+    cm_status st = fast_flush(ch);
+    if (st) return st;
+    ch->pend.card = i;
+    for (int k = 0; k < n; k++) {
+        if ((t[k].len == 1 && s[t[k].off] == '0') || (t[k].len == 3 && memcmp(s + t[k].off, "gnd", 3) == 0)) {
+            ch->pend.s[k] = "0";
+            ch->pend.len[k] = 1;
+            ch->pend.hash[k] = tb->ground_hash;
+        } else {
+            ch->pend.s[k] = s + t[k].off;
+            ch->pend.len[k] = t[k].len;
+            ch->pend.hash[k] = cm_hash_bytes(s + t[k].off, t[k].len);
+        }
+        cm_strtab_prefetch(&ch->nets, ch->pend.hash[k]);
+    }
+    ch->pend.n = n;
+    return CM_OK;
+}
+
+/* Local id in ch->strs of s[0:n], a model (slot 0) or the name of parameter slot - 1. Cards
+ * tend to repeat them: compare with the last card's before hashing. */
+static int32_t fast_str(fchunk *ch, int slot, const char *s, uint32_t n) {
+    if (slot < 9 && ch->last[slot].len == n && ch->last[slot].s && memcmp(ch->last[slot].s, s, n) == 0)
+        return ch->last[slot].id;
+    int32_t id = cm_strtab_intern(&ch->strs, s, n, NULL);
+    if (slot < 9 && id >= 0) { ch->last[slot].s = s; ch->last[slot].len = n; ch->last[slot].id = id; }
+    return id;
+}
+
+/* Pre-read card i of the chunk, text s[0:n] (lowercased). Leaves form FK_NONE for anything
+ * but the plain forms; the reference reads those, errors included. */
+static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const ftables *tb) {
+    frec *r = &ch->recs[i];
+    r->form = FK_NONE;
+    r->use = 0;
+    r->n_params = 0;
+    if (n >= UINT32_MAX) return CM_OK;
+    int32_t nt = fast_tokens(ch, s, n, tb);
+    if (nt == -2) return CM_ERR_NOMEM;
+    if (nt < 1) return CM_OK;
+    const ftok *t = ch->toks;
+#define FEQ(j) (t[j].len == 1 && s[t[j].off] == '=')
+    int form, from;
+    char letter = s[t[0].off];
+    if (letter == 'r' || letter == 'c' || letter == 'l') {
+        /* name n1 n2 value, value a finite number (instantiate: case 'r') */
+        if (nt < 4 || FEQ(1) || FEQ(2) || FEQ(3) || (nt > 4 && FEQ(4))) return CM_OK;
+        double v;
+        if (cm_parse_number(s + t[3].off, t[3].len, &v) || !isfinite(v)) return CM_OK;
+        form = letter == 'r' ? FK_RES : letter == 'c' ? FK_CAP : FK_IND;
+        r->n_nets = 2;
+        r->value = v;
+        from = 4;
+    } else if (letter == 'm') {
+        /* name d g s b model: six items before the parameters (instantiate: case 'm') */
+        if (nt < 6) return CM_OK;
+        for (int32_t j = 1; j <= 6 && j < nt; j++)
+            if (FEQ(j)) return CM_OK;
+        if (nt > 6 && !(nt > 7 && FEQ(7))) return CM_OK;
+        form = FK_MOS;
+        r->n_nets = 4;
+        r->value = NAN;
+        from = 6;
+    } else {
+        return CM_OK;
+    }
+    /* name = number triples (add_params); at most one per '=' of the chunk */
+    int64_t p0 = ch->n_params;
+    for (int32_t j = from; j < nt; j += 3) {
+        if (j + 2 >= nt || FEQ(j) || !FEQ(j + 1) || FEQ(j + 2)) { ch->n_params = p0; return CM_OK; }
+        if (t[j].len == 7 && memcmp(s + t[j].off, "params:", 7) == 0) { ch->n_params = p0; return CM_OK; }
+        double v;
+        if (cm_parse_number(s + t[j + 2].off, t[j + 2].len, &v) || !isfinite(v)) { ch->n_params = p0; return CM_OK; }
+        if (ch->n_params >= ch->max_params) return CM_ERR_NOMEM;   /* cannot happen */
+        ch->params[ch->n_params++].value = v;
+    }
+    if (ch->n_params - p0 > 65535) { ch->n_params = p0; return CM_OK; }
+    /* A plain card: intern its names in the chunk's tables while its text is at hand. */
+    r->n_params = (uint32_t)(ch->n_params - p0);
+    for (uint32_t p = 0; p < r->n_params; p++) {
+        const ftok *k = &t[from + 3 * (int32_t)p];
+        if ((ch->params[p0 + p].name = fast_str(ch, 1 + (int)p, s + k->off, k->len)) < 0) return CM_ERR_NOMEM;
+    }
+#undef FEQ
+    if (form == FK_MOS) {
+        r->model_off = t[5].off;
+        r->model_len = t[5].len;
+        if ((r->model = fast_str(ch, 0, s + t[5].off, t[5].len)) < 0) return CM_ERR_NOMEM;
+    }
+    cm_status st = fast_nets(ch, i, s, t + 1, r->n_nets, tb);
+    if (st) return st;
+    r->name = t[0];
+    r->name.hash = cm_hash_bytes(s + t[0].off, t[0].len);
+    r->form = (uint8_t)form;
+    return CM_OK;
+}
+
+/* Upper bounds for a chunk's buffers: its lines and its '=' signs. */
+static void fast_count(fchunk *ch, const char *text) {
+    const unsigned char *p = (const unsigned char *)text + ch->begin;
+    size_t n = ch->end - ch->begin;
+    int64_t nl = 0, eq = 0;
+    for (size_t i = 0; i < n; i++) {
+        nl += p[i] == '\n';
+        eq += p[i] == '=';
+    }
+    ch->max_lines = nl + 1;
+    ch->max_params = eq + 1;
+}
+
+/* Stage 1 over one chunk: read_lines' work for lines in the plain state. Writes lowercased
+ * card text into x->text from offset ch->begin + shift on (it never outruns the input) and
+ * cards into ch->cards. */
+static cm_status fast_lines(ctx *x, fchunk *ch, const char *text, size_t shift, const ftables *tb, int32_t file) {
+    size_t pos = ch->begin, end = ch->end;
+    char *out = x->text + ch->begin + shift;   /* shift: from input to text offsets (mod 2^N) */
+    const char *nul = memchr(text + pos, '\0', end - pos);
+    int have_card = 0;     /* chunk 0 starts after the title; others start with a card */
+    int32_t line = 0;
+    cm_status st;
+    ch->stop = end;
+    ch->recs = cm_mem_alloc(sizeof *ch->recs * (size_t)ch->max_lines);
+    ch->params = cm_mem_alloc(sizeof *ch->params * (size_t)ch->max_params);
+    if (!ch->recs || !ch->params) return CM_ERR_NOMEM;
+    /* a net per two lines (most netlists have fewer): grown by doubling beyond */
+    if (cm_strtab_init(&ch->nets, (int32_t)(ch->max_lines / 2 + 16)) || cm_strtab_init(&ch->strs, 64)) return CM_ERR_NOMEM;
+    while (pos < end) {
+        const char *s = text + pos;
+        const char *nl = memchr(s, '\n', end - pos);
+        size_t n = nl ? (size_t)(nl - s) : end - pos;
+        size_t next = nl ? pos + n + 1 : end;
+        if (n && s[n - 1] == '\r') n--;
+        if (nul && nul < s + n) break;   /* read_lines reports it */
+        size_t a = 0;
+        while (a < n && tb->space[(uint8_t)s[a]]) a++;
+        const char *w = s + a;
+        size_t wn = n - a;
+        if (wn == 0 || w[0] == '*') { line++; pos = next; continue; }
+        int plus = w[0] == '+';
+        if (plus) {
+            if (!have_card) break;
+            w++;
+            wn--;
+        }
+        wn = comment_cut(w, wn);
+        while (wn && tb->space[(uint8_t)w[wn - 1]]) wn--;
+        char *o = plus ? out + 1 : out;   /* lowercased, as append_text */
+        for (size_t i = 0; i < wn; i++) o[i] = (char)tb->lower[(uint8_t)w[i]];
+        if (plus) {
+            if (wn) {
+                out[0] = ' ';
+                out += 1 + wn;
+                ch->cards[ch->n_cards - 1].len += (int64_t)(1 + wn);
+            }
+            line++;
+            pos = next;
+            continue;
+        }
+        if (wn == 0) { line++; pos = next; continue; }
+        if (w[0] == '.' && fast_special(w, first_word(w, wn))) break;
+        line++;
+        if (ch->n_cards) {
+            const card *pc = &ch->cards[ch->n_cards - 1];
+            if ((st = fast_card(ch, ch->n_cards - 1, x->text + pc->off, (size_t)pc->len, tb))) return st;
+        }
+        if (ch->n_cards >= ch->max_lines) return CM_ERR_NOMEM;   /* cannot happen: a card per line at most */
+        card *cd = &ch->cards[ch->n_cards++];
+        cd->off = out - x->text;
+        cd->len = (int64_t)wn;
+        cd->file = file;
+        cd->line = line;
+        out += wn;
+        have_card = 1;
+        pos = next;
+    }
+    if (pos < end) ch->stop = pos;
+    ch->lines = line;
+    ch->out_end = (size_t)(out - x->text);
+    if (ch->n_cards) {
+        const card *pc = &ch->cards[ch->n_cards - 1];
+        if ((st = fast_card(ch, ch->n_cards - 1, x->text + pc->off, (size_t)pc->len, tb))) return st;
+    }
+    return fast_flush(ch);
+}
+
+#ifndef FAST_SPLIT_BYTES
+#define FAST_SPLIT_BYTES ((size_t)1 << 20)   /* smaller texts are read in one chunk */
+#endif
+
+static int fast_threads(size_t len) {
+#ifdef _OPENMP
+    if (len >= FAST_SPLIT_BYTES) return omp_get_max_threads();
+#endif
+    (void)len;
+    return 1;
+}
+
+/* One round of stage 1: chunks over text[pos, len) in parallel, from a line that starts with a
+ * letter, until the first line a chunk leaves to read_lines (returned in *stop). *line: lines
+ * before pos, then before *stop. */
+static cm_status fast_round(ctx *x, fast_state *f, const char *text, size_t len, int32_t file, size_t pos,
+                            int *line, size_t *stop) {
+    int K = fast_threads(len - pos);
+    if (K < 1) K = 1;
+    fchunk *chs = realloc(f->ch, sizeof *chs * (size_t)(f->n_ch + K));
+    if (!chs) return nomem(x);
+    f->ch = chs;
+    fchunk *ch = f->ch + f->n_ch;
+    memset(ch, 0, sizeof *ch * (size_t)K);
+    f->n_ch += K;
+    /* Chunk k starts at the first line, from its share of the bytes on, that starts with a letter. */
+    size_t prev = pos;
+    for (int k = 0; k < K; k++) {
+        size_t b = k == 0 ? pos : pos + (len - pos) / (size_t)K * (size_t)k;
+        if (b < prev) b = prev;
+        if (k > 0) {
+            for (;;) {
+                while (b < len && text[b - 1] != '\n') b++;
+                if (b >= len) break;
+                unsigned char c = (unsigned char)(text[b] | 0x20);
+                if (c >= 'a' && c <= 'z') break;
+                b++;
+            }
+        }
+        ch[k].begin = b;
+        if (k > 0) ch[k - 1].end = b;
+        prev = b;
+    }
+    ch[K - 1].end = len;
+    #pragma omp parallel for schedule(static, 1) if (K > 1)
+    for (int k = 0; k < K; k++) fast_count(&ch[k], text);
+    /* Room: chunk k writes its text from text_len + (begin_k - pos) on (never past its input), its
+     * cards from n_cards + the line counts of the chunks before it; both are packed after. */
+    int64_t need = (int64_t)x->n_cards + 256;
+    for (int k = 0; k < K; k++) need += ch[k].max_lines;
+    if (need > INT32_MAX / 2) return nomem(x);
+    if (need > x->cap_cards) {
+        card *c = cm_mem_realloc(x->cards, sizeof *c * (size_t)need);
+        if (!c) return nomem(x);
+        x->cards = c;
+        x->cap_cards = (int32_t)need;
+    }
+    size_t base = x->text_len;
+    if (base + (len - pos) + 1 > x->text_cap) {
+        char *t = cm_mem_realloc(x->text, base + (len - pos) + 1);
+        if (!t) return nomem(x);
+        x->text = t;
+        x->text_cap = base + (len - pos) + 1;
+    }
+    int64_t at = x->n_cards;
+    for (int k = 0; k < K; k++) {
+        ch[k].cards = x->cards + at;
+        at += ch[k].max_lines;
+    }
+    const ftables *tb = &f->tb;
+    #pragma omp parallel for schedule(static, 1) if (K > 1)
+    for (int k = 0; k < K; k++) ch[k].st = fast_lines(x, &ch[k], text, base - pos, tb, file);
+    for (int k = 0; k < K; k++)
+        if (ch[k].st) return nomem(x);
+    /* Chunks after the first that stopped early are read again. */
+    int used = 0;
+    while (used < K && ch[used].stop == ch[used].end) used++;
+    *stop = used < K ? ch[used].stop : len;
+    if (used < K) used++;
+    int32_t n_cards = x->n_cards, first = x->n_cards;
+    for (int k = 0; k < K; k++) {
+        if (k >= used) ch[k].n_cards = 0;
+        card *d = x->cards + n_cards;
+        for (int32_t i = 0; i < ch[k].n_cards; i++) {   /* in order: a chunk moves only into space already freed */
+            d[i] = ch[k].cards[i];
+            d[i].line += *line;
+        }
+        ch[k].cards = NULL;
+        ch[k].card_base = n_cards;
+        n_cards += ch[k].n_cards;
+        if (k < used) *line += ch[k].lines;
+    }
+    x->n_cards = n_cards;
+    /* The text ends with the last card's: a '+' line read by read_lines may extend it (past an
+     * .endl), and then the reference reads that card. */
+    if (n_cards > first) {
+        const card *last = &x->cards[n_cards - 1];
+        x->text_len = (size_t)(last->off + last->len);
+        if (*stop < len)
+            for (int k = used - 1; k >= 0; k--)
+                if (ch[k].n_cards) { ch[k].recs[ch[k].n_cards - 1].form = FK_NONE; break; }
+    }
+    return CM_OK;
+}
+
+/* Stage 1 for the top-level text: read_lines reads the title and every state line (.include,
+ * .lib, .control, ...); the plain lines in between are read in rounds of parallel chunks. */
+static cm_status fast_read_source(ctx *x, fast_state *f, const char *text, size_t len, int32_t file) {
+    fast_tables(&f->tb);
+    read_at at = {0, 0, 0, 1};
+    for (;;) {
+        cm_status st = read_lines(x, text, len, file, 0, 1, NULL, &at);
+        if (st) return st;
+        if (at.pos >= len) return CM_OK;
+        size_t stop;
+        int32_t before = x->n_cards;
+        if ((st = fast_round(x, f, text, len, file, at.pos, &at.line, &stop))) return st;
+        if (stop >= len) return CM_OK;
+        at.pos = stop;
+        if (x->n_cards > before) at.have_card = 1;
+    }
+}
+
+/* Pass A over one chunk: runs of plain top-level cards, and the local names each run uses first. */
+static cm_status fast_pass_a(ctx *x, fchunk *ch) {
+    const int32_t *top = x->top_cards;
+    int32_t n_top = x->n_top, lo = 0, hi = n_top;
+    while (lo < hi) {   /* first top-level card of the chunk */
+        int32_t mid = lo + (hi - lo) / 2;
+        if (top[mid] < ch->card_base) lo = mid + 1; else hi = mid;
+    }
+    int32_t tp = lo, nf = 0, sf = 0;
+    ch->first_net = malloc(sizeof *ch->first_net * (size_t)(ch->nets.n + 1));
+    ch->first_str = malloc(sizeof *ch->first_str * (size_t)(ch->strs.n + 1));
+    ch->net_map = malloc(sizeof *ch->net_map * (size_t)(ch->nets.n + 1));
+    ch->str_map = malloc(sizeof *ch->str_map * (size_t)(ch->strs.n + 1));
+    int8_t *kind_of = malloc((size_t)ch->strs.n + 1);   /* device kind of a model: -2 unknown, -1 none */
+    if (!ch->first_net || !ch->first_str || !ch->net_map || !ch->str_map || !kind_of) { free(kind_of); return CM_ERR_NOMEM; }
+    for (int32_t i = 0; i < ch->nets.n; i++) ch->net_map[i] = -1;
+    for (int32_t i = 0; i < ch->strs.n; i++) { ch->str_map[i] = -1; kind_of[i] = -2; }
+    int64_t pb = 0;   /* parameters of card i start here */
+    fseg seg;
+    memset(&seg, 0, sizeof seg);
+    cm_status st = CM_OK;
+    for (int32_t i = 0; i <= ch->n_cards; pb += i < ch->n_cards ? ch->recs[i].n_params : 0, i++) {
+        int32_t g = ch->card_base + i;
+        frec *r = i < ch->n_cards ? &ch->recs[i] : NULL;
+        if (r) {
+            r->use = 0;
+            if (!(tp < n_top && top[tp] == g)) continue;   /* in a .subckt body, or a dot card */
+            tp++;
+        }
+        if (r && r->form == FK_MOS) {
+            int8_t *k = &kind_of[r->model];
+            if (*k == -2) {
+                slice ms = {x->text + x->cards[g].off + r->model_off, r->model_len};
+                const char *type = model_type(x, ms);
+                *k = (int8_t)(type_is(type, "nmos") ? CM_DEV_NMOS : type_is(type, "pmos") ? CM_DEV_PMOS : -1);
+            }
+            if (*k < 0) r->form = FK_NONE;
+            else r->kind = *k;
+        } else if (r && r->form != FK_NONE) {
+            r->kind = (int8_t)(r->form == FK_RES ? CM_DEV_RES : r->form == FK_CAP ? CM_DEV_CAP : CM_DEV_IND);
+        }
+        if (!r || r->form == FK_NONE) {   /* the run ends; card i (if any) goes to instantiate() */
+            if (ch->n_segs == ch->cap_segs) {
+                int32_t nc = ch->cap_segs ? ch->cap_segs * 2 : 16;
+                fseg *sg = realloc(ch->segs, sizeof *sg * (size_t)nc);
+                if (!sg) { st = CM_ERR_NOMEM; break; }
+                ch->segs = sg;
+                ch->cap_segs = nc;
+            }
+            seg.card_end = i;
+            seg.other = r ? g : -1;
+            seg.net_end = nf;
+            seg.str_end = sf;
+            ch->segs[ch->n_segs++] = seg;
+            memset(&seg, 0, sizeof seg);
+            continue;
+        }
+        r->use = 1;
+        /* In the reference's order: nets, model, parameter names (separate tables, so only the
+         * order within each matters). net_map/str_map mark ids already listed. */
+        for (int k = 0; k < r->n_nets; k++)
+            if (ch->net_map[r->net[k]] < 0) { ch->net_map[r->net[k]] = 0; ch->first_net[nf++] = r->net[k]; }
+        if (r->form == FK_MOS && ch->str_map[r->model] < 0) { ch->str_map[r->model] = 0; ch->first_str[sf++] = r->model; }
+        for (uint32_t p = 0; p < r->n_params; p++) {
+            int32_t id = ch->params[pb + p].name;
+            if (ch->str_map[id] < 0) { ch->str_map[id] = 0; ch->first_str[sf++] = id; }
+        }
+        seg.n_dev++;
+        seg.n_term += r->n_nets;
+        seg.n_param += r->n_params;
+        seg.name_bytes += r->name.len;
+    }
+    free(kind_of);
+    return st;
+}
+
+/* Local ids first[from, to) of table t get their global ids in g (interned in that order). */
+static cm_status fast_map(cm_strtab *g, const cm_strtab *t, const int32_t *first, int32_t from, int32_t to,
+                          int32_t *map) {
+    for (int32_t j = from; j < to; j++) {
+        if (j + 8 < to) cm_strtab_prefetch(g, t->hashes[first[j + 8]]);
+        int32_t i = first[j];
+        map[i] = cm_strtab_intern_h(g, cm_strtab_get(t, i), (size_t)t->lens[i], t->hashes[i], NULL);
+        if (map[i] < 0) return CM_ERR_NOMEM;
+    }
+    return CM_OK;
+}
+
+static cm_status fast_reserve(ctx *x, int64_t n_dev, int64_t n_term, int64_t n_param) {
+    cm_circuit *c = x->c;
+    int64_t d = c->n_devices + n_dev + 1024, t = c->n_terms + n_term + 4096, p = c->n_params + n_param + 4096;
+    if (d > INT32_MAX || t > INT32_MAX) return CM_ERR_NOMEM;
+    if (d > c->cap_devices) {
+        cm_device *nd = cm_mem_realloc(c->devices, sizeof *nd * (size_t)d);
+        if (!nd) return CM_ERR_NOMEM;
+        c->devices = nd;
+        c->cap_devices = (int32_t)d;
+    }
+    if (t > c->cap_terms) {
+        int32_t *nt = cm_mem_realloc(c->term_net, sizeof *nt * (size_t)t);
+        if (!nt) return CM_ERR_NOMEM;
+        c->term_net = nt;
+        c->cap_terms = t;
+    }
+    if (p > c->cap_params) {
+        cm_param *np = cm_mem_realloc(c->params, sizeof *np * (size_t)p);
+        if (!np) return CM_ERR_NOMEM;
+        c->params = np;
+        c->cap_params = p;
+    }
+    return CM_OK;
+}
+
+/* Pass B: global ids in card order, device names, and every other top-level card. */
+static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
+    cm_circuit *c = x->c;
+    int64_t n_dev = 0, n_term = 0, n_param = 0, bytes = 0;
+    int32_t most_nets = 0;
+    for (int k = 0; k < f->n_ch; k++) {
+        const fchunk *ch = &f->ch[k];
+        for (int32_t s = 0; s < ch->n_segs; s++) {
+            n_dev += ch->segs[s].n_dev;
+            n_term += ch->segs[s].n_term;
+            n_param += ch->segs[s].n_param;
+            bytes += ch->segs[s].name_bytes;
+        }
+        if (ch->nets.n > most_nets) most_nets = ch->nets.n;
+    }
+    if (fast_reserve(x, n_dev, n_term, n_param) || cm_strtab_reserve(&c->devnames, n_dev, (size_t)bytes) ||
+        cm_strtab_reserve(&c->nets, most_nets, 0))
+        return nomem(x);
+    cm_status st;
+    int32_t t = 0;   /* next top-level card; those outside chunks go to instantiate() */
+    for (int k = 0; k < f->n_ch; k++) {
+        fchunk *ch = &f->ch[k];
+        for (; t < x->n_top && x->top_cards[t] < ch->card_base; t++)
+            if ((st = instantiate(x, &x->cards[x->top_cards[t]], top))) return st;
+        for (; t < x->n_top && x->top_cards[t] < ch->card_base + ch->n_cards; t++) {}
+        int32_t net0 = 0, str0 = 0, i = 0;
+        for (int32_t sg = 0; sg < ch->n_segs; sg++) {
+            fseg *seg = &ch->segs[sg];
+            if (fast_map(&c->nets, &ch->nets, ch->first_net, net0, seg->net_end, ch->net_map) ||
+                fast_map(&c->strs, &ch->strs, ch->first_str, str0, seg->str_end, ch->str_map))
+                return nomem(x);
+            net0 = seg->net_end;
+            str0 = seg->str_end;
+            if (seg->n_dev) {
+                if ((int64_t)c->n_devices + seg->n_dev > INT32_MAX || c->n_terms + seg->n_term > INT32_MAX)
+                    return nomem(x);
+                int32_t id0 = c->devnames.n;
+                for (int32_t j = i; j < seg->card_end && j < i + 16; j++)
+                    if (ch->recs[j].use) cm_strtab_prefetch(&c->devnames, ch->recs[j].name.hash);
+                for (; i < seg->card_end; i++) {
+                    const frec *r = &ch->recs[i];
+                    if (i + 16 < seg->card_end && ch->recs[i + 16].use)
+                        cm_strtab_prefetch(&c->devnames, ch->recs[i + 16].name.hash);
+                    if (!r->use) continue;
+                    int inserted;
+                    int32_t id = cm_strtab_intern_h(&c->devnames, x->text + x->cards[ch->card_base + i].off + r->name.off,
+                                                    r->name.len, r->name.hash, &inserted);
+                    if (id < 0) return nomem(x);
+                    if (!inserted)   /* the reference words the error */
+                        return fail_at(x, &x->cards[ch->card_base + i], CM_ERR_PARSE, "duplicate device name");
+                }
+                if (id0 != c->n_devices || c->devnames.n - id0 != seg->n_dev) return nomem(x);   /* cannot happen */
+                seg->dev_base = c->n_devices;
+                seg->term_base = c->n_terms;
+                seg->param_base = c->n_params;
+                c->n_devices += seg->n_dev;
+                c->n_terms += seg->n_term;
+                c->n_params += seg->n_param;
+            }
+            i = seg->card_end;
+            if (seg->other >= 0) {
+                if ((st = instantiate(x, &x->cards[seg->other], top))) return st;
+                i++;
+            }
+        }
+    }
+    for (; t < x->n_top; t++)
+        if ((st = instantiate(x, &x->cards[x->top_cards[t]], top))) return st;
+    return CM_OK;
+}
+
+/* Pass C over one chunk: write its plain devices where pass B placed them. */
+static void fast_pass_c(ctx *x, const fchunk *ch) {
+    cm_circuit *c = x->c;
+    int32_t i = 0;
+    int64_t pb = 0;   /* the chunk's parameters of card i start here */
+    for (int32_t sg = 0; sg < ch->n_segs; sg++) {
+        const fseg *seg = &ch->segs[sg];
+        int32_t dv = seg->dev_base;
+        int64_t tm = seg->term_base, pm = seg->param_base;
+        for (; i < seg->card_end; pb += ch->recs[i].n_params, i++) {
+            const frec *r = &ch->recs[i];
+            if (!r->use) continue;
+            const card *cd = &x->cards[ch->card_base + i];
+            cm_device *d = &c->devices[dv];
+            d->kind = r->kind;
+            d->name = dv;
+            d->model = r->form == FK_MOS ? ch->str_map[r->model] : -1;
+            d->term_begin = (int32_t)tm;
+            d->n_terms = r->n_nets;
+            d->param_begin = (int32_t)pm;
+            d->n_params = (int32_t)r->n_params;
+            d->value_text = -1;
+            d->control = -1;
+            d->src_file = cd->file;
+            d->src_line = cd->line;
+            d->value = r->value;
+            for (int k = 0; k < r->n_nets; k++) c->term_net[tm + k] = ch->net_map[r->net[k]];
+            for (uint32_t p = 0; p < r->n_params; p++) {
+                const fparam *fp = &ch->params[pb + p];
+                cm_param *q = &c->params[pm + p];
+                q->name = ch->str_map[fp->name];
+                q->text = -1;
+                q->value = fp->value;
+            }
+            dv++;
+            tm += r->n_nets;
+            pm += r->n_params;
+        }
+        if (seg->other >= 0) { pb += ch->recs[i].n_params; i++; }
+    }
+}
+
+/* Stage 3 of the fast reader: all top-level cards. */
+static cm_status fast_instantiate_top(ctx *x, fast_state *f, const scope *top) {
+    cm_status st = CM_OK;
+    int K = f->n_ch;
+    #pragma omp parallel for schedule(static, 1) if (K > 1)
+    for (int k = 0; k < K; k++) f->ch[k].st = fast_pass_a(x, &f->ch[k]);
+    for (int k = 0; k < K; k++)
+        if (f->ch[k].st) return nomem(x);
+    if ((st = fast_pass_b(x, f, top))) return st;
+    #pragma omp parallel for schedule(static, 1) if (K > 1)
+    for (int k = 0; k < K; k++) fast_pass_c(x, &f->ch[k]);
+    return CM_OK;
+}
+
 /* ------------------------------------------------------------------ entry points */
 
 void cm_parse_options_default(cm_parse_options *opt) {
@@ -1546,10 +2272,11 @@ static cm_status prune_unused_nets(cm_circuit *c) {
     return CM_OK;
 }
 
-static cm_circuit *circuit_new(size_t text_len) {
+static cm_circuit *circuit_new(size_t text_len, int fast) {
     cm_circuit *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    int32_t guess = (int32_t)(text_len / 40 < 1000000000 ? text_len / 40 : 1000000000);
+    /* the fast reader sizes the tables once it has counted */
+    int32_t guess = fast ? 256 : (int32_t)(text_len / 40 < 1000000000 ? text_len / 40 : 1000000000);
     if (cm_strtab_init(&c->strs, 256) || cm_strtab_init(&c->nets, guess / 2 + 16) ||
         cm_strtab_init(&c->devnames, guess + 16) || cm_strtab_init(&c->files, 4)) {
         cm_circuit_free(c);
@@ -1580,8 +2307,8 @@ static cm_status add_allowed(ctx *x, const char *dir) {
     return CM_OK;
 }
 
-cm_status cm_circuit_parse(const char *text, size_t len, const char *filename, const cm_parse_options *opt,
-                           cm_circuit **out, cm_error *err) {
+static cm_status parse_text(const char *text, size_t len, const char *filename, const cm_parse_options *opt,
+                            cm_circuit **out, cm_error *err, int fast) {
     *out = NULL;
     cm_parse_options defaults;
     if (!opt) { cm_parse_options_default(&defaults); opt = &defaults; }
@@ -1590,7 +2317,9 @@ cm_status cm_circuit_parse(const char *text, size_t len, const char *filename, c
     memset(&x, 0, sizeof x);
     x.err = err;
     x.opt = opt;
-    x.c = circuit_new(len);
+    fast_state fs;
+    memset(&fs, 0, sizeof fs);
+    x.c = circuit_new(len, fast);
     cm_status st = CM_OK;
     if (!x.c) return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory");
     if (cm_strtab_init(&x.subnames, 16) || cm_strtab_init(&x.modelnames, 16)) { st = nomem(&x); goto done; }
@@ -1613,7 +2342,7 @@ cm_status cm_circuit_parse(const char *text, size_t len, const char *filename, c
     for (int i = 0; i < opt->n_include_dirs; i++)
         if (add_allowed(&x, opt->include_dirs[i])) { st = nomem(&x); goto done; }
     if (opt->n_overrides > 0 && !(x.override_used = calloc((size_t)opt->n_overrides, 1))) { st = nomem(&x); goto done; }
-    if ((st = read_source(&x, text, len, fid, 0, 1, NULL))) goto done;
+    if ((st = fast ? fast_read_source(&x, &fs, text, len, fid) : read_source(&x, text, len, fid, 0, 1, NULL))) goto done;
     if ((st = collect(&x))) goto done;
     for (int i = 0; i < opt->n_overrides; i++)
         if (!x.override_used[i]) {
@@ -1623,8 +2352,12 @@ cm_status cm_circuit_parse(const char *text, size_t len, const char *filename, c
             goto done;
         }
     scope top = {"", 0, NULL, NULL, 0, 0, 0};
-    for (int32_t i = 0; i < x.n_top; i++)
-        if ((st = instantiate(&x, &x.cards[x.top_cards[i]], &top))) goto done;
+    if (fast) {
+        if ((st = fast_instantiate_top(&x, &fs, &top))) goto done;
+    } else {
+        for (int32_t i = 0; i < x.n_top; i++)
+            if ((st = instantiate(&x, &x.cards[x.top_cards[i]], &top))) goto done;
+    }
     if (x.control_len) {
         x.c->control_block = intern(&x, &x.c->strs, x.control, x.control_len);
         if (x.c->control_block < 0) { st = nomem(&x); goto done; }
@@ -1640,14 +2373,30 @@ done:
         if (err && err->status == CM_OK) cm_error_set(err, st, "", 0, "out of memory");
     }
     ctx_free(&x);
+    fast_free(&fs);
     *out = x.c;
     return st;
+}
+
+cm_status cm_circuit_parse(const char *text, size_t len, const char *filename, const cm_parse_options *opt,
+                           cm_circuit **out, cm_error *err) {
+    if (opt && opt->reference_reader) return parse_text(text, len, filename, opt, out, err, 0);
+    cm_status st = parse_text(text, len, filename, opt, out, err, 1);
+    if (st == CM_OK) return st;
+    /* Errors are rare and the reference words them: read again with it. */
+    return parse_text(text, len, filename, opt, out, err, 0);
 }
 
 cm_status cm_circuit_read(const char *path, const cm_parse_options *opt, cm_circuit **out, cm_error *err) {
     *out = NULL;
     char *buf = NULL;
     size_t n = 0;
+    const char *mapped;
+    if (cm_mem_map_file(path, (size_t)1 << 20, &mapped, &n) == 0) {   /* a large netlist: no copy */
+        cm_status st = cm_circuit_parse(mapped, n, path, opt, out, err);
+        cm_mem_unmap_file(mapped, n);
+        return st;
+    }
     cm_status st = read_file_bytes(path, &buf, &n);
     if (st == CM_ERR_NOMEM) return cm_error_set(err, st, path, 0, "out of memory");
     if (st) return cm_error_set(err, st, path, 0, "cannot read netlist file: %s", strerror(errno));

@@ -1,8 +1,15 @@
-/* graph.c: device-level graphs of circuits, batched with OpenMP over circuits (see graph.h). */
+/* graph.c: device-level graphs of circuits (see graph.h). OpenMP over circuits; a circuit of
+ * GRAPH_SPLIT_DEVICES devices or more is split into chunks of devices instead (counts per
+ * chunk, prefix sums, parallel fill). cm_graph_build_batch_ref is the serial-per-circuit
+ * reference; both give the same arrays whatever the thread count. */
 #include "graph.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A circuit this large is built by all threads together, in chunks of devices. */
+#define GRAPH_SPLIT_DEVICES 65536
+#define GRAPH_CHUNK 16384   /* devices; also nets per chunk */
 
 int cm_graph_num_node_types(const cm_graph_options *o) {
     return o->schema == CM_SCHEMA_EXTENDED ? CM_NODE_TYPES_EXTENDED : CM_NODE_TYPES_DICE;
@@ -62,6 +69,7 @@ static int64_t device_edges(const cm_circuit *c, const cm_device *d) {
 void cm_graph_count(const cm_circuit *c, const cm_graph_options *o, int64_t *n_nodes, int64_t *n_edges,
                     int64_t *dropped) {
     int64_t nn = c->nets.n, ne = 0, dr = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nn, ne, dr) if (c->n_devices >= GRAPH_SPLIT_DEVICES)
     for (int32_t i = 0; i < c->n_devices; i++) {
         const cm_device *d = &c->devices[i];
         if (device_node_type(d->kind, o->schema) < 0) { dr++; continue; }
@@ -87,33 +95,33 @@ static double param_value(const cm_circuit *c, const cm_device *d, int32_t name_
     return dflt;
 }
 
-/* One circuit into the batch at (node0, edge0). */
-static void build_one(const cm_circuit *c, const int8_t *roles_in, const cm_graph_options *o, int64_t g,
-                      int64_t node0, int64_t edge0, int64_t E_total, float *x, int64_t *node_type,
-                      int64_t *edge_index, int64_t *edge_type, float *edge_attr, int64_t *batch, int64_t *node_ref) {
-    const int F = cm_graph_num_features(o), K = cm_graph_num_edge_types(o), NT = cm_graph_num_node_types(o);
-    const int32_t n_nets = c->nets.n;
-    int8_t *roles = NULL;
-    if (!roles_in) {
-        roles = malloc((size_t)(n_nets ? n_nets : 1));
-        if (roles) cm_circuit_net_roles(c, roles);
-        roles_in = roles;
-    }
-    for (int32_t i = 0; i < n_nets; i++) {
+/* Net nodes [lo, hi) of c, at node0 + i. roles: [N] cm_net_role, or NULL (all signal). */
+static void build_nets(const cm_circuit *c, const int8_t *roles, const cm_graph_options *o, int64_t g, int64_t node0,
+                       int32_t lo, int32_t hi, float *x, int64_t *node_type, int64_t *batch, int64_t *node_ref) {
+    const int F = cm_graph_num_features(o);
+    (void)c;
+    for (int32_t i = lo; i < hi; i++) {
         int64_t v = node0 + i;
         int t = CM_NODE_NET;
-        if (roles_in) t = roles_in[i] == CM_NET_GROUND ? CM_NODE_GROUND : roles_in[i] == CM_NET_SUPPLY ? CM_NODE_SUPPLY : CM_NODE_NET;
+        if (roles) t = roles[i] == CM_NET_GROUND ? CM_NODE_GROUND : roles[i] == CM_NET_SUPPLY ? CM_NODE_SUPPLY : CM_NODE_NET;
         float *row = x + v * F;
-        memset(row, 0, sizeof(float) * (size_t)F);
+        for (int f = 0; f < F; f++) row[f] = 0.0f;
         row[t] = 1.0f;
         node_type[v] = t;
         if (batch) batch[v] = g;
         if (node_ref) node_ref[v] = i;
     }
-    free(roles);
+}
+
+/* Device nodes of devices [lo, hi) of c, the first kept one at node v and its first edge at e
+ * (E_total: edge_index row stride). */
+static void build_devices(const cm_circuit *c, const cm_graph_options *o, int64_t g, int64_t node0, int32_t lo,
+                          int32_t hi, int64_t v, int64_t e, int64_t E_total, float *x, int64_t *node_type,
+                          int64_t *edge_index, int64_t *edge_type, float *edge_attr, int64_t *batch, int64_t *node_ref) {
+    const int F = cm_graph_num_features(o), K = cm_graph_num_edge_types(o), NT = cm_graph_num_node_types(o);
+    const int32_t n_nets = c->nets.n;
     int32_t id_w = cm_strtab_find(&c->strs, "w", 1), id_l = cm_strtab_find(&c->strs, "l", 1);
     int32_t id_m = cm_strtab_find(&c->strs, "m", 1), id_nf = cm_strtab_find(&c->strs, "nf", 2);
-    int64_t v = node0 + n_nets, e = edge0;
     /* Node of device i: in the extended schema every device is kept, so it is n_nets + i. */
 #define EDGE(src, dst, type)                                                      \
     do {                                                                          \
@@ -121,16 +129,16 @@ static void build_one(const cm_circuit *c, const int8_t *roles_in, const cm_grap
         edge_index[E_total + e] = (dst);                                          \
         edge_type[e] = (type);                                                    \
         float *ea_ = edge_attr + e * K;                                           \
-        memset(ea_, 0, sizeof(float) * (size_t)K);                                \
+        for (int k_ = 0; k_ < K; k_++) ea_[k_] = 0.0f;                            \
         ea_[(type)] = 1.0f;                                                       \
         e++;                                                                      \
     } while (0)
-    for (int32_t i = 0; i < c->n_devices; i++) {
+    for (int32_t i = lo; i < hi; i++) {
         const cm_device *d = &c->devices[i];
         int t = device_node_type(d->kind, o->schema);
         if (t < 0) continue;
         float *row = x + v * F;
-        memset(row, 0, sizeof(float) * (size_t)F);
+        for (int f = 0; f < F; f++) row[f] = 0.0f;
         row[t] = 1.0f;
         if (o->value_features) {
             double w = param_value(c, d, id_w, NAN), l = param_value(c, d, id_l, NAN);
@@ -191,10 +199,27 @@ static void build_one(const cm_circuit *c, const int8_t *roles_in, const cm_grap
 #undef EDGE
 }
 
-cm_status cm_graph_build_batch(const cm_circuit *const *circuits, const int8_t *const *net_roles, int64_t G,
-                               const cm_graph_options *o, const int64_t *node_offset, const int64_t *edge_offset,
-                               float *x, int64_t *node_type, int64_t *edge_index, int64_t *edge_type,
-                               float *edge_attr, int64_t *batch, int64_t *node_ref) {
+/* One circuit into the batch at (node0, edge0), serially: the reference. */
+static void build_one(const cm_circuit *c, const int8_t *roles_in, const cm_graph_options *o, int64_t g,
+                      int64_t node0, int64_t edge0, int64_t E_total, float *x, int64_t *node_type,
+                      int64_t *edge_index, int64_t *edge_type, float *edge_attr, int64_t *batch, int64_t *node_ref) {
+    const int32_t n_nets = c->nets.n;
+    int8_t *roles = NULL;
+    if (!roles_in) {
+        roles = malloc((size_t)(n_nets ? n_nets : 1));
+        if (roles) cm_circuit_net_roles(c, roles);
+        roles_in = roles;
+    }
+    build_nets(c, roles_in, o, g, node0, 0, n_nets, x, node_type, batch, node_ref);
+    free(roles);
+    build_devices(c, o, g, node0, 0, c->n_devices, node0 + n_nets, edge0, E_total, x, node_type, edge_index, edge_type,
+                  edge_attr, batch, node_ref);
+}
+
+cm_status cm_graph_build_batch_ref(const cm_circuit *const *circuits, const int8_t *const *net_roles, int64_t G,
+                                   const cm_graph_options *o, const int64_t *node_offset, const int64_t *edge_offset,
+                                   float *x, int64_t *node_type, int64_t *edge_index, int64_t *edge_type,
+                                   float *edge_attr, int64_t *batch, int64_t *node_ref) {
     if (G < 0 || (o->schema != CM_SCHEMA_DICE && o->schema != CM_SCHEMA_EXTENDED)) return CM_ERR_VALUE;
     const int64_t E = edge_offset[G];
 #pragma omp parallel for schedule(dynamic, 1) if (G > 1)
@@ -202,6 +227,83 @@ cm_status cm_graph_build_batch(const cm_circuit *const *circuits, const int8_t *
         build_one(circuits[g], net_roles ? net_roles[g] : NULL, o, g, node_offset[g], edge_offset[g], E, x, node_type,
                   edge_index, edge_type, edge_attr, batch, node_ref);
     return CM_OK;
+}
+
+/* One large circuit with all threads: nodes and edges counted per chunk of devices, prefix
+ * sums give every chunk its place, then the chunks are filled in parallel. The result is that
+ * of build_one, whatever the thread count. */
+static cm_status build_one_split(const cm_circuit *c, const int8_t *roles_in, const cm_graph_options *o, int64_t g,
+                                 int64_t node0, int64_t edge0, int64_t E_total, float *x, int64_t *node_type,
+                                 int64_t *edge_index, int64_t *edge_type, float *edge_attr, int64_t *batch,
+                                 int64_t *node_ref) {
+    const int32_t n_nets = c->nets.n, D = c->n_devices;
+    const int64_t nb = ((int64_t)D + GRAPH_CHUNK - 1) / GRAPH_CHUNK, nnb = ((int64_t)n_nets + GRAPH_CHUNK - 1) / GRAPH_CHUNK;
+    int64_t *off = malloc(sizeof *off * (size_t)(2 * (nb + 1)));   /* [nb + 1] node, [nb + 1] edge starts */
+    int8_t *roles = NULL;
+    if (!roles_in) roles = malloc((size_t)(n_nets ? n_nets : 1));
+    if (!off || (!roles_in && !roles)) { free(off); free(roles); return CM_ERR_NOMEM; }
+    int64_t *eoff = off + nb + 1;
+    if (roles) cm_circuit_net_roles(c, roles);
+    const int8_t *r = roles_in ? roles_in : roles;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            int32_t lo = (int32_t)(b * GRAPH_CHUNK), hi = (int32_t)(lo + GRAPH_CHUNK < D ? lo + GRAPH_CHUNK : D);
+            int64_t nn = 0, ne = 0;
+            for (int32_t i = lo; i < hi; i++) {
+                const cm_device *d = &c->devices[i];
+                if (device_node_type(d->kind, o->schema) < 0) continue;
+                nn++;
+                ne += device_edges(c, d);
+            }
+            off[b + 1] = nn;
+            eoff[b + 1] = ne;
+        }
+#pragma omp single
+        {
+            off[0] = node0 + n_nets;
+            eoff[0] = edge0;
+            for (int64_t b = 0; b < nb; b++) {
+                off[b + 1] += off[b];
+                eoff[b + 1] += eoff[b];
+            }
+        }
+#pragma omp for schedule(static) nowait
+        for (int64_t b = 0; b < nnb; b++) {
+            int32_t lo = (int32_t)(b * GRAPH_CHUNK), hi = (int32_t)(lo + GRAPH_CHUNK < n_nets ? lo + GRAPH_CHUNK : n_nets);
+            build_nets(c, r, o, g, node0, lo, hi, x, node_type, batch, node_ref);
+        }
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            int32_t lo = (int32_t)(b * GRAPH_CHUNK), hi = (int32_t)(lo + GRAPH_CHUNK < D ? lo + GRAPH_CHUNK : D);
+            build_devices(c, o, g, node0, lo, hi, off[b], eoff[b], E_total, x, node_type, edge_index, edge_type,
+                          edge_attr, batch, node_ref);
+        }
+    }
+    free(off);
+    free(roles);
+    return CM_OK;
+}
+
+cm_status cm_graph_build_batch(const cm_circuit *const *circuits, const int8_t *const *net_roles, int64_t G,
+                               const cm_graph_options *o, const int64_t *node_offset, const int64_t *edge_offset,
+                               float *x, int64_t *node_type, int64_t *edge_index, int64_t *edge_type,
+                               float *edge_attr, int64_t *batch, int64_t *node_ref) {
+    if (G < 0 || (o->schema != CM_SCHEMA_DICE && o->schema != CM_SCHEMA_EXTENDED)) return CM_ERR_VALUE;
+    const int64_t E = edge_offset[G];
+    /* Small circuits: one per thread. Large ones: one after the other, each by all threads. */
+#pragma omp parallel for schedule(dynamic, 1) if (G > 1)
+    for (int64_t g = 0; g < G; g++)
+        if (circuits[g]->n_devices < GRAPH_SPLIT_DEVICES)
+            build_one(circuits[g], net_roles ? net_roles[g] : NULL, o, g, node_offset[g], edge_offset[g], E, x,
+                      node_type, edge_index, edge_type, edge_attr, batch, node_ref);
+    cm_status st = CM_OK;
+    for (int64_t g = 0; g < G && !st; g++)
+        if (circuits[g]->n_devices >= GRAPH_SPLIT_DEVICES)
+            st = build_one_split(circuits[g], net_roles ? net_roles[g] : NULL, o, g, node_offset[g], edge_offset[g], E,
+                                 x, node_type, edge_index, edge_type, edge_attr, batch, node_ref);
+    return st;
 }
 
 cm_status cm_graph_collate(int64_t G, int F, int K, const float *const *xs, const int64_t *const *node_types,

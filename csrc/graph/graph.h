@@ -53,12 +53,18 @@ void cm_graph_count(const cm_circuit *c, const cm_graph_options *o, int64_t *n_n
  * of the counts (the caller computes them with cm_graph_count). Outputs (caller-allocated):
  * x [N, F] float32, node_type [N] int64, edge_index [2, E] int64 (row 0 sources, row 1 targets,
  * global node ids), edge_type [E] int64, edge_attr [E, K] float32 one-hot, batch [N] int64.
- * net_roles: per circuit, may be NULL. OpenMP over circuits; the result does not depend on
- * the thread count. */
+ * net_roles: per circuit, may be NULL. OpenMP over circuits, and within a circuit of 65536
+ * devices or more; the result does not depend on the thread count. CM_ERR_VALUE for bad
+ * options, CM_ERR_NOMEM. */
 cm_status cm_graph_build_batch(const cm_circuit *const *circuits, const int8_t *const *net_roles, int64_t G,
                                const cm_graph_options *o, const int64_t *node_offset, const int64_t *edge_offset,
                                float *x, int64_t *node_type, int64_t *edge_index, int64_t *edge_type,
                                float *edge_attr, int64_t *batch, int64_t *node_ref);
+/* The same, each circuit built serially (OpenMP over circuits only): the reference. */
+cm_status cm_graph_build_batch_ref(const cm_circuit *const *circuits, const int8_t *const *net_roles, int64_t G,
+                                   const cm_graph_options *o, const int64_t *node_offset, const int64_t *edge_offset,
+                                   float *x, int64_t *node_type, int64_t *edge_index, int64_t *edge_type,
+                                   float *edge_attr, int64_t *batch, int64_t *node_ref);
 
 /* Collate G graphs given as arrays into one batch (PyG-style): node ids of graph g are shifted
  * by node_offset[g]. Inputs are arrays of pointers per graph; outputs caller-allocated with

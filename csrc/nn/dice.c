@@ -9,8 +9,8 @@
 
 /* per-layer activations */
 typedef struct {
-    real *msg, *z, *comb_n, *na, *ng, *nd, *h;   /* node path; h = output h_{l+1} */
-    real *zd, *comb_e, *ea, *eg, *ed, *e;        /* edge path; e = output e_{l+1} */
+    real *msg, *z, *comb_n, *na, *nd, *h;   /* node path; h = output h_{l+1}; na = MLP hidden pre-GELU, */
+    real *zd, *comb_e, *ea, *ed, *e;        /* nd = after GELU and dropout; edge path likewise */
     uint8_t *nmask, *emask;
 } layer_acts;
 
@@ -201,7 +201,7 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     const int64_t H = m->cfg.hidden, L = m->cfg.layers, R = cN > cE ? cN : cE;
     /* must match the TAKE sequence below */
     const int64_t Fn = m->cfg.node_in, Fe = m->cfg.edge_in;
-    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * (6 * cN * H + 7 * cE * H) + cG * H + 10 * R * H + 6 * H +
+    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * (5 * cN * H + 6 * cE * H) + cG * H + 10 * R * H + 6 * H +
                     cN * Fn + cE * Fe;
     real *act = malloc(sizeof(real) * (size_t)total);
     uint8_t *masks = malloc((size_t)(L * (cN + cE) * H + 1));
@@ -217,9 +217,9 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     TAKE(m->enc_h.a1, cG * H); TAKE(m->enc_h.bn, cG * H); TAKE(m->enc_h.g1, cG * H);
     for (int64_t l = 0; l < L; l++) {
         layer_acts *a = &m->layers[l];
-        TAKE(a->z, cN * H); TAKE(a->comb_n, cN * H); TAKE(a->na, cN * H); TAKE(a->ng, cN * H); TAKE(a->nd, cN * H);
+        TAKE(a->z, cN * H); TAKE(a->comb_n, cN * H); TAKE(a->na, cN * H); TAKE(a->nd, cN * H);
         TAKE(a->h, cN * H); TAKE(a->msg, cE * H); TAKE(a->zd, cE * H); TAKE(a->comb_e, cE * H); TAKE(a->ea, cE * H);
-        TAKE(a->eg, cE * H); TAKE(a->ed, cE * H); TAKE(a->e, cE * H);
+        TAKE(a->ed, cE * H); TAKE(a->e, cE * H);
         a->nmask = masks + l * (cN + cE) * H;
         a->emask = a->nmask + cN * H;
     }
@@ -271,28 +271,26 @@ static void encoder_backward(cm_dice *m, enc_acts *a, cm_dice_bn *bn, real *cons
     linear_backward(dinp, gw[DICE_ENC_W1], gw[DICE_ENC_B1], da1, in, w[DICE_ENC_W1], R, F, H);
 }
 
-/* MLP = Linear -> GELU -> Dropout -> Linear, all H wide. */
-static void mlp_forward(cm_dice *m, real *const *w, const real *in, real *a, real *g, real *d, uint8_t *mask, real *out,
+/* MLP = Linear -> GELU -> Dropout -> Linear, all H wide; GELU and dropout run fused (one pass,
+ * and only the GELU input and the mask are kept for backward). */
+static void mlp_forward(cm_dice *m, real *const *w, const real *in, real *a, real *d, uint8_t *mask, real *out,
                         int64_t R, int training, uint64_t seed) {
     const int H = m->cfg.hidden;
     linear_forward(a, in, w[DICE_MLP_WA], w[DICE_MLP_BA], R, H, H);
-    gelu_forward(g, a, R * H);
-    if (training && m->cfg.dropout > 0) dropout_forward(d, mask, g, R * H, m->cfg.dropout, seed);
-    else { memcpy(d, g, sizeof(real) * (size_t)(R * H)); memset(mask, 1, (size_t)(R * H)); }
+    if (training && m->cfg.dropout > 0) gelu_dropout_forward(d, mask, a, R * H, m->cfg.dropout, seed);
+    else gelu_forward(d, a, R * H);
     linear_forward(out, d, w[DICE_MLP_WB], w[DICE_MLP_BB], R, H, H);
 }
 
 static void mlp_backward(cm_dice *m, real *const *w, real *const *gw, const real *in, const real *a, const real *d,
                          const uint8_t *mask, const real *dout, real *din, int64_t R, int training) {
     const int H = m->cfg.hidden;
-    real *dd = m->dbuf[8], *dg = m->dbuf[9], *da = m->dbuf[8];
+    real *dd = m->dbuf[8], *da = m->dbuf[9];
     memset(dd, 0, sizeof(real) * (size_t)(R * H));
     linear_backward(dd, gw[DICE_MLP_WB], gw[DICE_MLP_BB], dout, d, w[DICE_MLP_WB], R, H, H);
-    memset(dg, 0, sizeof(real) * (size_t)(R * H));
-    if (training && m->cfg.dropout > 0) dropout_backward(dg, dd, mask, R * H, m->cfg.dropout);
-    else memcpy(dg, dd, sizeof(real) * (size_t)(R * H));
     memset(da, 0, sizeof(real) * (size_t)(R * H));
-    gelu_backward(da, dg, a, R * H);
+    if (training && m->cfg.dropout > 0) gelu_dropout_backward(da, dd, a, mask, R * H, m->cfg.dropout);
+    else gelu_backward(da, dd, a, R * H);
     linear_backward(din, gw[DICE_MLP_WA], gw[DICE_MLP_BA], da, in, w[DICE_MLP_WA], R, H, H);
 }
 
@@ -344,8 +342,8 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
         gather_diff_forward(a->zd, a->z, src, dst, E, H);
         gin_combine_forward(a->comb_e, e, a->zd, m->eps_store[1][l], E, H);
         uint64_t s = mix64(seed ^ mix64((uint64_t)l * 2 + 0x5151));
-        mlp_forward(m, m->mlp_store[0][l], a->comb_n, a->na, a->ng, a->nd, a->nmask, a->h, N, training, s);
-        mlp_forward(m, m->mlp_store[1][l], a->comb_e, a->ea, a->eg, a->ed, a->emask, a->e, E, training, mix64(s));
+        mlp_forward(m, m->mlp_store[0][l], a->comb_n, a->na, a->nd, a->nmask, a->h, N, training, s);
+        mlp_forward(m, m->mlp_store[1][l], a->comb_e, a->ea, a->ed, a->emask, a->e, E, training, mix64(s));
         h = a->h;
         e = a->e;
     }

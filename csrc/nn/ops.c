@@ -1,5 +1,6 @@
 /* ops.c: forward/backward of the basic layers (see ops.h for conventions and sizes). */
 #include "ops.h"
+#include "gemm.h"
 #include <math.h>
 #include <string.h>
 
@@ -15,9 +16,38 @@ double cm_uniform(uint64_t seed, uint64_t i) {
 }
 
 /* ---------------------------------------------------------------- linear */
+/* The products run in gemm.c (cache-blocked, SIMD, OpenMP); the _ref versions are the plain
+ * loops they are tested against (tests/test_gemm.py). */
 
 void linear_forward(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC) {
+    /* out[B,OC] = inp[B,C] @ weight[OC,C]^T + bias */
+    gemm(out, OC, inp, C, 1, weight, 1, C, bias, B, OC, C, 0);
+}
+
+void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
+                     int64_t B, int C, int OC) {
+    /* dinp[B,C] += dout[B,OC] @ weight[OC,C] */
+    if (dinp) gemm(dinp, C, dout, OC, 1, weight, C, 1, NULL, B, C, OC, 1);
+    /* dweight[OC,C] += dout^T[OC,B] @ inp[B,C] */
+    gemm(dweight, C, dout, 1, OC, inp, C, 1, NULL, OC, C, B, 1);
+    /* dbias[oc] += sum_b dout[b,oc]: column sums, a block of columns per thread, rows in order */
+    if (dbias) {
+        enum { COLS = 64 };
 #pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < OC; o0 += COLS) {
+            const int w = OC - o0 < COLS ? OC - o0 : COLS;
+            real acc[COLS];
+            for (int j = 0; j < w; j++) acc[j] = 0;
+            for (int64_t b = 0; b < B; b++) {
+                const real *g = dout + b * OC + o0;
+                for (int j = 0; j < w; j++) acc[j] += g[j];
+            }
+            for (int j = 0; j < w; j++) dbias[o0 + j] += acc[j];
+        }
+    }
+}
+
+void linear_forward_ref(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC) {
     for (int64_t b = 0; b < B; b++) {
         const real *x = inp + b * C;
         real *o = out + b * OC;
@@ -30,11 +60,9 @@ void linear_forward(real *out, const real *inp, const real *weight, const real *
     }
 }
 
-void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
-                     int64_t B, int C, int OC) {
-    /* dinp[b,:] += dout[b,:] @ weight : one writer per row */
-    if (dinp) {
-#pragma omp parallel for schedule(static)
+void linear_backward_ref(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
+                         int64_t B, int C, int OC) {
+    if (dinp)
         for (int64_t b = 0; b < B; b++) {
             const real *g = dout + b * OC;
             real *dx = dinp + b * C;
@@ -44,9 +72,6 @@ void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, c
                 for (int c = 0; c < C; c++) dx[c] += go * w[c];
             }
         }
-    }
-    /* dweight[oc,:] += sum_b dout[b,oc] * inp[b,:] : one writer per output channel */
-#pragma omp parallel for schedule(static)
     for (int oc = 0; oc < OC; oc++) {
         real *dw = dweight + (int64_t)oc * C;
         real db = 0;
@@ -60,22 +85,126 @@ void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, c
     }
 }
 
+/* ---------------------------------------------------------------- vector paths
+ * Elementwise kernels are written as plain loops over an always-inline body and compiled three
+ * times: for AVX-512, for AVX2 and for the build's baseline; CM_DISPATCH picks one by the CPU
+ * (the same choice as gemm's, gemm_set_isa moves both). The build is ISO C, so the compiler
+ * never fuses a multiply and an add (-ffp-contract=off): every path rounds alike and their
+ * results are bitwise identical; they differ only in speed. */
+#if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && defined(__x86_64__)
+#define CM_INLINE static inline __attribute__((always_inline))
+#define CM_DISPATCH(name, body, params, args)                                                                 \
+    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) static void name##_avx512 params { body args; } \
+    __attribute__((target("avx2"))) static void name##_avx2 params { body args; }                             \
+    static void name##_base params { body args; }                                                            \
+    static void name params {                                                                                \
+        gemm_isa isa = gemm_get_isa();                                                                       \
+        if (isa == GEMM_ISA_AVX512) name##_avx512 args;                                                      \
+        else if (isa == GEMM_ISA_AVX2) name##_avx2 args;                                                     \
+        else name##_base args;                                                                               \
+    }
+#else
+#define CM_INLINE static inline
+#define CM_DISPATCH(name, body, params, args) \
+    static void name params { body args; }
+#endif
+
+/* Work split for elementwise loops: fixed chunks (their boundaries never depend on the thread
+ * count), and no team for small arrays, where waking threads costs more than the loop. */
+#define EW_CHUNK 16384
+#define EW_PARALLEL_MIN 32768
+
 /* ---------------------------------------------------------------- GELU */
 
 #define INV_SQRT2 0.70710678118654752440
 #define INV_SQRT2PI 0.39894228040143267794
 
+#ifdef CM_REAL_IS_FLOAT
+/* exp(x) for x <= 0 in float: x = n ln2 + r, |r| <= ln2/2, Cephes' expf polynomial for e^r
+ * (about 1 ulp); clamped below at -87 (e^-87 ~ 1.6e-38, the smallest normal float's range). */
+CM_INLINE float cm_expf_neg(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   /* round to nearest via 1.5 * 2^23 */
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float q = 1.9875691500e-4f;
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    float y = q * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+/* Phi(x) = erfc(-x / sqrt 2) / 2, with erfc from Numerical Recipes' Chebyshev fit (relative
+ * error < 1.2e-7 on all of [0, inf)): the tail x << 0 keeps its relative accuracy, where
+ * 1 + erf(x) would cancel. phi_out gets the density phi(x) = e^{-x^2/2} / sqrt(2 pi). */
+CM_INLINE float cm_gelu_cdf(float x, float *phi_out) {
+    float z = (x < 0 ? -x : x) * 0.70710678118654752f;
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float q = 0.17087277f;
+    q = q * t - 0.82215223f;
+    q = q * t + 1.48851587f;
+    q = q * t - 1.13520398f;
+    q = q * t + 0.27886807f;
+    q = q * t - 0.18628806f;
+    q = q * t + 0.09678418f;
+    q = q * t + 0.37409196f;
+    q = q * t + 1.00002368f;
+    q = q * t - 1.26551223f;
+    float half_erfc = 0.5f * t * cm_expf_neg(q - z * z);
+    if (phi_out) *phi_out = 0.39894228040143268f * cm_expf_neg(-0.5f * x * x);
+    return x < 0 ? half_erfc : 1.0f - half_erfc;
+}
+
+CM_INLINE void gelu_fwd_body(real *out, const real *inp, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = inp[i] * cm_gelu_cdf(inp[i], NULL);
+}
+CM_INLINE void gelu_bwd_body(real *dinp, const real *dout, const real *inp, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float phi, cdf = cm_gelu_cdf(inp[i], &phi);
+        dinp[i] += dout[i] * (cdf + inp[i] * phi);
+    }
+}
+#else
+/* double builds (the gradient tests): the library functions, exact to double precision */
+CM_INLINE void gelu_fwd_body(real *out, const real *inp, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = inp[i] * 0.5 * erfc(-inp[i] * INV_SQRT2);
+}
+CM_INLINE void gelu_bwd_body(real *dinp, const real *dout, const real *inp, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double x = inp[i], cdf = 0.5 * erfc(-x * INV_SQRT2), pdf = INV_SQRT2PI * exp(-0.5 * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+#endif
+CM_DISPATCH(gelu_fwd_chunk, gelu_fwd_body, (real *out, const real *inp, int64_t n), (out, inp, n))
+CM_DISPATCH(gelu_bwd_chunk, gelu_bwd_body, (real *dinp, const real *dout, const real *inp, int64_t n), (dinp, dout, inp, n))
+
 void gelu_forward(real *out, const real *inp, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i += EW_CHUNK) gelu_fwd_chunk(out + i, inp + i, n - i < EW_CHUNK ? n - i : EW_CHUNK);
+}
+
+void gelu_backward(real *dinp, const real *dout, const real *inp, int64_t n) {
+    /* d/dx x*Phi(x) = Phi(x) + x*phi(x) */
+#pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i += EW_CHUNK)
+        gelu_bwd_chunk(dinp + i, dout + i, inp + i, n - i < EW_CHUNK ? n - i : EW_CHUNK);
+}
+
+void gelu_forward_ref(real *out, const real *inp, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         double x = inp[i];
         out[i] = (real)(0.5 * x * (1.0 + erf(x * INV_SQRT2)));
     }
 }
 
-void gelu_backward(real *dinp, const real *dout, const real *inp, int64_t n) {
-    /* d/dx x*Phi(x) = Phi(x) + x*phi(x) */
-#pragma omp parallel for schedule(static)
+void gelu_backward_ref(real *dinp, const real *dout, const real *inp, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         double x = inp[i];
         double cdf = 0.5 * (1.0 + erf(x * INV_SQRT2)), pdf = INV_SQRT2PI * exp(-0.5 * x * x);
@@ -83,11 +212,150 @@ void gelu_backward(real *dinp, const real *dout, const real *inp, int64_t n) {
     }
 }
 
-/* ---------------------------------------------------------------- batch norm */
+/* ---------------------------------------------------------------- batch norm
+ * Threads take blocks of BN_COLS channels and walk all rows of them, so every channel is
+ * summed over rows in row order (in double) by one thread: row-major memory is read a cache
+ * line per row, and results do not depend on the thread count. */
+
+#define BN_COLS 32
+
+CM_INLINE void bn_stats_w(double *mean, double *var, const real *inp, int64_t B, int C, int c0, int w) {
+    double s[BN_COLS], ss[BN_COLS];
+    for (int j = 0; j < w; j++) s[j] = ss[j] = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const real *x = inp + b * C + c0;
+        for (int j = 0; j < w; j++) s[j] += x[j];
+    }
+    for (int j = 0; j < w; j++) mean[j] = s[j] / (double)B;
+    for (int64_t b = 0; b < B; b++) {
+        const real *x = inp + b * C + c0;
+        for (int j = 0; j < w; j++) {
+            double d = x[j] - mean[j];
+            ss[j] += d * d;
+        }
+    }
+    for (int j = 0; j < w; j++) var[j] = ss[j];
+}
+/* a constant width lets the compiler unroll and vectorise across the channels */
+CM_INLINE void bn_stats_body(double *mean, double *var, const real *inp, int64_t B, int C, int c0, int w) {
+    if (w == BN_COLS) bn_stats_w(mean, var, inp, B, C, c0, BN_COLS);
+    else bn_stats_w(mean, var, inp, B, C, c0, w);
+}
+CM_DISPATCH(bn_stats, bn_stats_body, (double *mean, double *var, const real *inp, int64_t B, int C, int c0, int w),
+            (mean, var, inp, B, C, c0, w))
+
+CM_INLINE void bn_apply_w(real *out, const real *inp, const double *shift, const double *mul, const real *beta,
+                             int64_t B, int C, int c0, int w) {
+    for (int64_t b = 0; b < B; b++) {
+        const real *x = inp + b * C + c0;
+        real *o = out + b * C + c0;
+        for (int j = 0; j < w; j++) o[j] = (real)((x[j] - shift[j]) * mul[j] + beta[c0 + j]);
+    }
+}
+/* a constant width lets the compiler unroll and vectorise across the channels */
+CM_INLINE void bn_apply_body(real *out, const real *inp, const double *shift, const double *mul, const real *beta,
+                             int64_t B, int C, int c0, int w) {
+    if (w == BN_COLS) bn_apply_w(out, inp, shift, mul, beta, B, C, c0, BN_COLS);
+    else bn_apply_w(out, inp, shift, mul, beta, B, C, c0, w);
+}
+CM_DISPATCH(bn_apply, bn_apply_body, (real *out, const real *inp, const double *shift, const double *mul, const real *beta, int64_t B,
+                       int C, int c0, int w),
+            (out, inp, shift, mul, beta, B, C, c0, w))
 
 void batchnorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *gamma, const real *beta,
                        int64_t B, int C, real eps, real *running_mean, real *running_var, real momentum) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C >= EW_PARALLEL_MIN)
+    for (int c0 = 0; c0 < C; c0 += BN_COLS) {
+        const int w = C - c0 < BN_COLS ? C - c0 : BN_COLS;
+        double m[BN_COLS], ss[BN_COLS], mul[BN_COLS];
+        bn_stats(m, ss, inp, B, C, c0, w);
+        for (int j = 0; j < w; j++) {
+            const int c = c0 + j;
+            double var = ss[j] / (double)B, r = 1.0 / sqrt(var + eps);
+            mean[c] = (real)m[j];
+            rstd[c] = (real)r;
+            /* (x - m) * r * gamma, with r * gamma formed once: within an ulp of the reference */
+            mul[j] = r * gamma[c];
+            if (running_mean) {
+                double unbiased = B > 1 ? ss[j] / (double)(B - 1) : var;
+                running_mean[c] = (real)((1 - momentum) * running_mean[c] + momentum * m[j]);
+                running_var[c] = (real)((1 - momentum) * running_var[c] + momentum * unbiased);
+            }
+        }
+        bn_apply(out, inp, m, mul, beta, B, C, c0, w);
+    }
+}
+
+CM_INLINE void bn_bwd_sums_w(double *sd, double *sdx, const real *dout, const real *inp, const real *mean,
+                                const real *rstd, int64_t B, int C, int c0, int w) {
+    double a[BN_COLS], bsum[BN_COLS], m[BN_COLS], r[BN_COLS];
+    for (int j = 0; j < w; j++) { a[j] = bsum[j] = 0; m[j] = mean[c0 + j]; r[j] = rstd[c0 + j]; }
+    for (int64_t b = 0; b < B; b++) {
+        const real *g = dout + b * C + c0, *x = inp + b * C + c0;
+        for (int j = 0; j < w; j++) {
+            double gj = g[j];
+            a[j] += gj;
+            bsum[j] += gj * ((x[j] - m[j]) * r[j]);
+        }
+    }
+    for (int j = 0; j < w; j++) { sd[j] = a[j]; sdx[j] = bsum[j]; }
+}
+/* a constant width lets the compiler unroll and vectorise across the channels */
+CM_INLINE void bn_bwd_sums_body(double *sd, double *sdx, const real *dout, const real *inp, const real *mean,
+                                const real *rstd, int64_t B, int C, int c0, int w) {
+    if (w == BN_COLS) bn_bwd_sums_w(sd, sdx, dout, inp, mean, rstd, B, C, c0, BN_COLS);
+    else bn_bwd_sums_w(sd, sdx, dout, inp, mean, rstd, B, C, c0, w);
+}
+CM_DISPATCH(bn_bwd_sums, bn_bwd_sums_body, (double *sd, double *sdx, const real *dout, const real *inp, const real *mean,
+                          const real *rstd, int64_t B, int C, int c0, int w),
+            (sd, sdx, dout, inp, mean, rstd, B, C, c0, w))
+
+CM_INLINE void bn_bwd_apply_w(real *dinp, const real *dout, const real *inp, const real *mean, const real *rstd,
+                                 const double *k, const double *md, const double *mdx, int64_t B, int C, int c0, int w) {
+    double m[BN_COLS], r[BN_COLS];
+    for (int j = 0; j < w; j++) { m[j] = mean[c0 + j]; r[j] = rstd[c0 + j]; }
+    for (int64_t b = 0; b < B; b++) {
+        const real *g = dout + b * C + c0, *x = inp + b * C + c0;
+        real *d = dinp + b * C + c0;
+        for (int j = 0; j < w; j++) {
+            double xh = (x[j] - m[j]) * r[j];
+            d[j] += (real)(k[j] * (g[j] - md[j] - xh * mdx[j]));
+        }
+    }
+}
+/* a constant width lets the compiler unroll and vectorise across the channels */
+CM_INLINE void bn_bwd_apply_body(real *dinp, const real *dout, const real *inp, const real *mean, const real *rstd,
+                                 const double *k, const double *md, const double *mdx, int64_t B, int C, int c0, int w) {
+    if (w == BN_COLS) bn_bwd_apply_w(dinp, dout, inp, mean, rstd, k, md, mdx, B, C, c0, BN_COLS);
+    else bn_bwd_apply_w(dinp, dout, inp, mean, rstd, k, md, mdx, B, C, c0, w);
+}
+CM_DISPATCH(bn_bwd_apply, bn_bwd_apply_body, (real *dinp, const real *dout, const real *inp, const real *mean, const real *rstd,
+                           const double *k, const double *md, const double *mdx, int64_t B, int C, int c0, int w),
+            (dinp, dout, inp, mean, rstd, k, md, mdx, B, C, c0, w))
+
+void batchnorm_backward(real *dinp, real *dgamma, real *dbeta, const real *dout, const real *inp, const real *gamma,
+                        const real *mean, const real *rstd, int64_t B, int C) {
+    /* with xhat = (x - mean) * rstd:
+     * dx = rstd * gamma * (dout - mean(dout) - xhat * mean(dout * xhat)) */
+#pragma omp parallel for schedule(static) if (B * C >= EW_PARALLEL_MIN)
+    for (int c0 = 0; c0 < C; c0 += BN_COLS) {
+        const int w = C - c0 < BN_COLS ? C - c0 : BN_COLS;
+        double sd[BN_COLS], sdx[BN_COLS], k[BN_COLS], md[BN_COLS], mdx[BN_COLS];
+        bn_bwd_sums(sd, sdx, dout, inp, mean, rstd, B, C, c0, w);
+        for (int j = 0; j < w; j++) {
+            const int c = c0 + j;
+            dgamma[c] += (real)sdx[j];
+            dbeta[c] += (real)sd[j];
+            md[j] = sd[j] / (double)B;
+            mdx[j] = sdx[j] / (double)B;
+            k[j] = (double)rstd[c] * gamma[c];
+        }
+        bn_bwd_apply(dinp, dout, inp, mean, rstd, k, md, mdx, B, C, c0, w);
+    }
+}
+
+void batchnorm_forward_ref(real *out, real *mean, real *rstd, const real *inp, const real *gamma, const real *beta,
+                           int64_t B, int C, real eps, real *running_mean, real *running_var, real momentum) {
     for (int c = 0; c < C; c++) {
         double s = 0, ss = 0;
         for (int64_t b = 0; b < B; b++) s += inp[b * C + c];
@@ -109,11 +377,8 @@ void batchnorm_forward(real *out, real *mean, real *rstd, const real *inp, const
     }
 }
 
-void batchnorm_backward(real *dinp, real *dgamma, real *dbeta, const real *dout, const real *inp, const real *gamma,
-                        const real *mean, const real *rstd, int64_t B, int C) {
-    /* with xhat = (x - mean) * rstd:
-     * dx = rstd * gamma * (dout - mean(dout) - xhat * mean(dout * xhat)) */
-#pragma omp parallel for schedule(static)
+void batchnorm_backward_ref(real *dinp, real *dgamma, real *dbeta, const real *dout, const real *inp, const real *gamma,
+                            const real *mean, const real *rstd, int64_t B, int C) {
     for (int c = 0; c < C; c++) {
         double sd = 0, sdx = 0;
         for (int64_t b = 0; b < B; b++) {
@@ -133,17 +398,61 @@ void batchnorm_backward(real *dinp, real *dgamma, real *dbeta, const real *dout,
 
 void batchnorm_inference(real *out, const real *inp, const real *gamma, const real *beta, const real *running_mean,
                          const real *running_var, int64_t B, int C, real eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C >= EW_PARALLEL_MIN)
     for (int64_t b = 0; b < B; b++)
         for (int c = 0; c < C; c++)
             out[b * C + c] = (real)((inp[b * C + c] - running_mean[c]) / sqrt((double)running_var[c] + eps) * gamma[c] + beta[c]);
 }
 
-/* ---------------------------------------------------------------- dropout */
+/* ---------------------------------------------------------------- dropout
+ * keep(i) = cm_uniform(seed, i) >= p, tested in integers: cm_uniform is (h >> 11) * 2^-53 with
+ * h = mix64(seed ^ mix64(i)), and p * 2^53 is exact for a float p, so the test is
+ * (h >> 11) >= ceil(p * 2^53), with the very same outcome. */
+
+static uint64_t dropout_threshold(real p) { return (uint64_t)ceil((double)p * 9007199254740992.0); }
+
+CM_INLINE uint64_t mix64_inline(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+CM_INLINE void dropout_fwd_body(real *out, uint8_t *mask, const real *inp, int64_t i0, int64_t n, uint64_t thr,
+                                real scale, uint64_t seed) {
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t keep = (mix64_inline(seed ^ mix64_inline((uint64_t)(i0 + i))) >> 11) >= thr;
+        mask[i] = keep;
+        out[i] = keep ? inp[i] * scale : (real)0;
+    }
+}
+CM_DISPATCH(dropout_fwd_chunk, dropout_fwd_body, (real *out, uint8_t *mask, const real *inp, int64_t i0, int64_t n, uint64_t thr,
+                                real scale, uint64_t seed),
+            (out, mask, inp, i0, n, thr, scale, seed))
 
 void dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed) {
     real scale = p < 1 ? (real)1 / ((real)1 - p) : (real)0;
-#pragma omp parallel for schedule(static)
+    uint64_t thr = dropout_threshold(p);
+#pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i += EW_CHUNK)
+        dropout_fwd_chunk(out + i, mask + i, inp + i, i, n - i < EW_CHUNK ? n - i : EW_CHUNK, thr, scale, seed);
+}
+
+CM_INLINE void dropout_bwd_body(real *dinp, const real *dout, const uint8_t *mask, int64_t n, real scale) {
+    for (int64_t i = 0; i < n; i++) dinp[i] += mask[i] ? dout[i] * scale : (real)0;
+}
+CM_DISPATCH(dropout_bwd_chunk, dropout_bwd_body, (real *dinp, const real *dout, const uint8_t *mask, int64_t n, real scale),
+            (dinp, dout, mask, n, scale))
+
+void dropout_backward(real *dinp, const real *dout, const uint8_t *mask, int64_t n, real p) {
+    real scale = p < 1 ? (real)1 / ((real)1 - p) : (real)0;
+#pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i += EW_CHUNK)
+        dropout_bwd_chunk(dinp + i, dout + i, mask + i, n - i < EW_CHUNK ? n - i : EW_CHUNK, scale);
+}
+
+void dropout_forward_ref(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed) {
+    real scale = p < 1 ? (real)1 / ((real)1 - p) : (real)0;
     for (int64_t i = 0; i < n; i++) {
         uint8_t keep = cm_uniform(seed, (uint64_t)i) >= (double)p;
         mask[i] = keep;
@@ -151,11 +460,49 @@ void dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real 
     }
 }
 
-void dropout_backward(real *dinp, const real *dout, const uint8_t *mask, int64_t n, real p) {
+/* ---------------------------------------------------------------- GELU + dropout, fused
+ * The MLP's middle, one pass each way instead of two (and no GELU output kept: backward needs
+ * only the GELU input and the mask). Same values as the two ops in sequence. */
+
+CM_INLINE void gelu_dropout_fwd_body(real *out, uint8_t *mask, const real *inp, int64_t i0, int64_t n, uint64_t thr,
+                                     real scale, uint64_t seed) {
+    gelu_fwd_body(out, inp, n);
+    dropout_fwd_body(out, mask, out, i0, n, thr, scale, seed);
+}
+CM_DISPATCH(gelu_dropout_fwd_chunk, gelu_dropout_fwd_body, (real *out, uint8_t *mask, const real *inp, int64_t i0, int64_t n, uint64_t thr,
+                                     real scale, uint64_t seed),
+            (out, mask, inp, i0, n, thr, scale, seed))
+
+void gelu_dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed) {
     real scale = p < 1 ? (real)1 / ((real)1 - p) : (real)0;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        if (mask[i]) dinp[i] += dout[i] * scale;
+    uint64_t thr = dropout_threshold(p);
+#pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i += EW_CHUNK)
+        gelu_dropout_fwd_chunk(out + i, mask + i, inp + i, i, n - i < EW_CHUNK ? n - i : EW_CHUNK, thr, scale, seed);
+}
+
+CM_INLINE void gelu_dropout_bwd_body(real *dinp, const real *dout, const real *inp, const uint8_t *mask, int64_t n,
+                                     real scale, real *tmp) {
+    /* tmp = dropout_backward(dout), then dinp += gelu'(inp) * tmp, blockwise through the stack */
+    for (int64_t i = 0; i < n; i++) tmp[i] = mask[i] ? dout[i] * scale : (real)0;
+    gelu_bwd_body(dinp, tmp, inp, n);
+}
+#define GD_BLOCK 1024
+CM_INLINE void gelu_dropout_bwd_chunk_body(real *dinp, const real *dout, const real *inp, const uint8_t *mask,
+                                           int64_t n, real scale) {
+    real tmp[GD_BLOCK];
+    for (int64_t i = 0; i < n; i += GD_BLOCK)
+        gelu_dropout_bwd_body(dinp + i, dout + i, inp + i, mask + i, n - i < GD_BLOCK ? n - i : GD_BLOCK, scale, tmp);
+}
+CM_DISPATCH(gelu_dropout_bwd_chunk, gelu_dropout_bwd_chunk_body, (real *dinp, const real *dout, const real *inp, const uint8_t *mask, int64_t n,
+                                     real scale),
+            (dinp, dout, inp, mask, n, scale))
+
+void gelu_dropout_backward(real *dinp, const real *dout, const real *inp, const uint8_t *mask, int64_t n, real p) {
+    real scale = p < 1 ? (real)1 / ((real)1 - p) : (real)0;
+#pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i += EW_CHUNK)
+        gelu_dropout_bwd_chunk(dinp + i, dout + i, inp + i, mask + i, n - i < EW_CHUNK ? n - i : EW_CHUNK, scale);
 }
 
 /* ---------------------------------------------------------------- message passing */

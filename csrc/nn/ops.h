@@ -15,17 +15,27 @@
 
 #ifndef CM_REAL
 #define CM_REAL float
+#define CM_REAL_IS_FLOAT 1   /* lets gemm.c use its float SIMD kernels */
 #endif
 typedef CM_REAL real;
 
-/* out[B,OC] = inp[B,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL) */
+/* out[B,OC] = inp[B,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL); runs in gemm.c, whose
+ * summation order makes results bitwise identical for any thread count (see gemm.h). */
 void linear_forward(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC);
 void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
                      int64_t B, int C, int OC);
+/* The same with plain loops, serial: the reference the optimised pair is tested against. */
+void linear_forward_ref(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC);
+void linear_backward_ref(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
+                         int64_t B, int C, int OC);
 
-/* GELU, exact form x * Phi(x) (PyTorch's default nn.GELU). */
+/* GELU, exact form x * Phi(x) (PyTorch's default nn.GELU). In float builds Phi comes from a
+ * vectorised erfc (relative error ~1e-7, also in the far negative tail); the _ref versions use
+ * libm's erf in double. */
 void gelu_forward(real *out, const real *inp, int64_t n);
 void gelu_backward(real *dinp, const real *dout, const real *inp, int64_t n);
+void gelu_forward_ref(real *out, const real *inp, int64_t n);
+void gelu_backward_ref(real *dinp, const real *dout, const real *inp, int64_t n);
 
 /* Batch norm over rows, training mode: out = (x - mean) * rstd * gamma + beta, biased
  * variance; mean[C], rstd[C] are saved; running stats updated with `momentum` when not NULL
@@ -34,6 +44,11 @@ void batchnorm_forward(real *out, real *mean, real *rstd, const real *inp, const
                        int64_t B, int C, real eps, real *running_mean, real *running_var, real momentum);
 void batchnorm_backward(real *dinp, real *dgamma, real *dbeta, const real *dout, const real *inp, const real *gamma,
                         const real *mean, const real *rstd, int64_t B, int C);
+/* The same, channel by channel with plain loops (the reference). */
+void batchnorm_forward_ref(real *out, real *mean, real *rstd, const real *inp, const real *gamma, const real *beta,
+                           int64_t B, int C, real eps, real *running_mean, real *running_var, real momentum);
+void batchnorm_backward_ref(real *dinp, real *dgamma, real *dbeta, const real *dout, const real *inp, const real *gamma,
+                            const real *mean, const real *rstd, int64_t B, int C);
 /* Evaluation mode with running statistics. */
 void batchnorm_inference(real *out, const real *inp, const real *gamma, const real *beta, const real *running_mean,
                          const real *running_var, int64_t B, int C, real eps);
@@ -42,6 +57,11 @@ void batchnorm_inference(real *out, const real *inp, const real *gamma, const re
  * are scaled by 1/(1-p). mask[n] (uint8) is saved for backward. */
 void dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
 void dropout_backward(real *dinp, const real *dout, const uint8_t *mask, int64_t n, real p);
+void dropout_forward_ref(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
+/* GELU then dropout in one pass: out = dropout(gelu(inp)) with dropout_forward's mask; and its
+ * backward, dinp += gelu'(inp) * dropout_backward(dout). Values equal the two ops in sequence. */
+void gelu_dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
+void gelu_dropout_backward(real *dinp, const real *dout, const real *inp, const uint8_t *mask, int64_t n, real p);
 
 /* out[E,C] = a[idx_a[e],C] * b[e,C]  (the GIN-with-edge-features message h_src * e) */
 void gather_mul_forward(real *out, const real *a, const int64_t *idx, const real *b, int64_t E, int C);

@@ -183,17 +183,18 @@ static int fill_options(cm_parse_options *opt, opt_store *s, PyObject *model_map
 static PyObject *py_parse(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *kwlist[] = {"text", "filename", "model_map", "include_dirs", "allow_control", "allow_any_include",
-                             "params", NULL};
+                             "params", "reference", NULL};
     Py_buffer text;
     PyObject *filename = Py_None, *model_map = Py_None, *include_dirs = Py_None, *params = Py_None;
-    int allow_control = 0, allow_any_include = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s*|OOOppO", kwlist, &text, &filename, &model_map, &include_dirs,
-                                     &allow_control, &allow_any_include, &params))
+    int allow_control = 0, allow_any_include = 0, reference = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s*|OOOppOp", kwlist, &text, &filename, &model_map, &include_dirs,
+                                     &allow_control, &allow_any_include, &params, &reference))
         return NULL;
     cm_parse_options opt;
     opt_store store;
     PyObject *fn_bytes = NULL, *result = NULL;
     if (fill_options(&opt, &store, model_map, include_dirs, allow_control, allow_any_include, params)) goto out;
+    opt.reference_reader = reference;
     if (filename != Py_None && !PyUnicode_FSConverter(filename, &fn_bytes)) goto out;
     cm_circuit *c = NULL;
     cm_error err;
@@ -214,15 +215,17 @@ out:
 
 static PyObject *py_read(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"path", "model_map", "include_dirs", "allow_control", "allow_any_include", "params", NULL};
+    static char *kwlist[] = {"path", "model_map", "include_dirs", "allow_control", "allow_any_include", "params",
+                             "reference", NULL};
     PyObject *path_bytes = NULL, *model_map = Py_None, *include_dirs = Py_None, *result = NULL, *params = Py_None;
-    int allow_control = 0, allow_any_include = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|OOppO", kwlist, PyUnicode_FSConverter, &path_bytes, &model_map,
-                                     &include_dirs, &allow_control, &allow_any_include, &params))
+    int allow_control = 0, allow_any_include = 0, reference = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|OOppOp", kwlist, PyUnicode_FSConverter, &path_bytes, &model_map,
+                                     &include_dirs, &allow_control, &allow_any_include, &params, &reference))
         return NULL;
     cm_parse_options opt;
     opt_store store;
     if (fill_options(&opt, &store, model_map, include_dirs, allow_control, allow_any_include, params)) goto out;
+    opt.reference_reader = reference;
     cm_circuit *c = NULL;
     cm_error err;
     cm_status st;
@@ -422,14 +425,15 @@ static int parse_schema(const char *s, int *schema) {
     return 0;
 }
 
-/* graph_batch(circuits, roles=None, schema="dice", value_features=False) -> dict of arrays */
+/* graph_batch(circuits, roles=None, schema="dice", value_features=False, reference=False) -> dict of arrays */
 static PyObject *py_graph_batch(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"circuits", "roles", "schema", "value_features", NULL};
+    static char *kwlist[] = {"circuits", "roles", "schema", "value_features", "reference", NULL};
     PyObject *circs, *roles = Py_None;
     const char *schema_s = "dice";
-    int value_features = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Osp", kwlist, &circs, &roles, &schema_s, &value_features)) return NULL;
+    int value_features = 0, reference = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Ospp", kwlist, &circs, &roles, &schema_s, &value_features, &reference))
+        return NULL;
     cm_graph_options o = {0, value_features, NULL};
     if (parse_schema(schema_s, &o.schema)) return NULL;
     PyObject *seq = PySequence_Fast(circs, "circuits must be a sequence of circuit handles");
@@ -486,11 +490,12 @@ static PyObject *py_graph_batch(PyObject *self, PyObject *args, PyObject *kw) {
     if (!x || !nt || !ei || !et || !ea || !bt || !nr) goto out;
     cm_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = cm_graph_build_batch(cs, rs, G, &o, noff, eoff, PyArray_DATA((PyArrayObject *)x),
+    st = (reference ? cm_graph_build_batch_ref : cm_graph_build_batch)(cs, rs, G, &o, noff, eoff, PyArray_DATA((PyArrayObject *)x),
                               PyArray_DATA((PyArrayObject *)nt), PyArray_DATA((PyArrayObject *)ei),
                               PyArray_DATA((PyArrayObject *)et), PyArray_DATA((PyArrayObject *)ea),
                               PyArray_DATA((PyArrayObject *)bt), PyArray_DATA((PyArrayObject *)nr));
     Py_END_ALLOW_THREADS
+    if (st == CM_ERR_NOMEM) { PyErr_NoMemory(); goto out; }
     if (st) { PyErr_SetString(PyExc_ValueError, "graph construction failed: bad options"); goto out; }
     npy_intp G1 = G + 1;
     PyObject *no = new_array(1, &G1, NPY_INT64), *eo = new_array(1, &G1, NPY_INT64);
@@ -721,16 +726,19 @@ static PyObject *py_openmp_threads(PyObject *self, PyObject *unused) {
 
 static PyMethodDef methods[] = {
     {"parse", (PyCFunction)(void (*)(void))py_parse, METH_VARARGS | METH_KEYWORDS,
-     "parse(text, filename=None, model_map=None, include_dirs=None, allow_control=False, allow_any_include=False) -> handle"},
+     "parse(text, filename=None, model_map=None, include_dirs=None, allow_control=False, allow_any_include=False, "
+     "params=None, reference=False) -> handle; reference=True: the plain serial reader"},
     {"read", (PyCFunction)(void (*)(void))py_read, METH_VARARGS | METH_KEYWORDS,
-     "read(path, model_map=None, include_dirs=None, allow_control=False, allow_any_include=False) -> handle"},
+     "read(path, model_map=None, include_dirs=None, allow_control=False, allow_any_include=False, params=None, "
+     "reference=False) -> handle; reference=True: the plain serial reader"},
     {"write", py_write, METH_O, "write(handle) -> flat SPICE netlist text"},
     {"info", py_info, METH_O, "info(handle) -> dict of arrays describing devices"},
     {"names", py_names, METH_O, "names(handle) -> dict of names and texts"},
     {"counts", py_counts, METH_O, "counts(handle) -> (n_devices, n_nets)"},
     {"net_roles", py_net_roles, METH_O, "net_roles(handle) -> int8 array (0 signal, 1 ground, 2 supply)"},
     {"graph_batch", (PyCFunction)(void (*)(void))py_graph_batch, METH_VARARGS | METH_KEYWORDS,
-     "graph_batch(handles, roles=None, schema='dice', value_features=False) -> dict of arrays"},
+     "graph_batch(handles, roles=None, schema='dice', value_features=False, reference=False) -> dict of arrays; "
+     "reference=True: each circuit built serially"},
     {"collate", py_collate, METH_O, "collate([(x, node_type, edge_index, edge_type, edge_attr), ...]) -> dict"},
     {"augment", py_augment, METH_VARARGS,
      "augment(bases, base_of, masks, n_subs, seed) -> (views, n_applied): view v augments bases[base_of[v]] with rule mask masks[v]"},

@@ -1,6 +1,7 @@
 /* strtab.c: open-addressing string interning (see strtab.h). The load factor stays at most
- * 1/2; a probe compares the 32-bit hashes kept in the slots before any text. */
+ * 1/2; a probe compares the hashes, and short strings, kept in the slots before any text. */
 #include "strtab.h"
+#include "mem.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,15 +61,49 @@ void cm_strtab_free(cm_strtab *t) {
     memset(t, 0, sizeof *t);
 }
 
+#define SHORT_KEY 0x80000000u
+
+/* s[0:n] as a slot key when it is short: at most 8 bytes, none of them NUL (so zero-padding
+ * keeps different strings apart). */
+static inline int short_key(const char *s, size_t n, uint64_t *key) {
+    if (n > 8) return 0;
+    uint64_t k = 0;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ok &= c != 0;
+        k |= (uint64_t)c << (8 * i);
+    }
+    *key = k;
+    return ok;
+}
+
+/* a[0:n] == b[0:n], for the short strings interned here (no call into libc) */
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) return 0;
+    }
+    for (; n; n--)
+        if (*a++ != *b++) return 0;
+    return 1;
+}
+
 /* Id of s, or -1 with *slot_out the empty slot where it would go. */
 static int32_t probe(const cm_strtab *t, const char *s, size_t len, uint32_t h, uint32_t *slot_out) {
     uint32_t mask = t->nslots - 1, i = h & mask;
+    uint64_t key = 0;
+    uint32_t is_short = short_key(s, len, &key) ? SHORT_KEY : 0;
     for (;;) {
-        uint64_t v = t->slots[i];
-        if (v == 0) { *slot_out = i; return -1; }
-        if ((uint32_t)(v >> 32) == h) {
-            int32_t id = (int32_t)(uint32_t)v - 1;
-            if ((size_t)t->lens[id] == len && memcmp(t->buf + t->offs[id], s, len) == 0) {
+        const cm_strtab_slot *e = &t->slots[i];
+        if (e->id1 == 0) { *slot_out = i; return -1; }
+        /* a short string equals only a short one, and then exactly when the keys do */
+        if (e->hash == h && (e->id1 & SHORT_KEY) == is_short) {
+            int32_t id = (int32_t)(e->id1 & ~SHORT_KEY) - 1;
+            if (is_short ? e->key == key
+                         : (size_t)t->lens[id] == len && same_bytes(t->buf + t->offs[id], s, len)) {
                 *slot_out = i;
                 return id;
             }
@@ -77,13 +112,21 @@ static int32_t probe(const cm_strtab *t, const char *s, size_t len, uint32_t h, 
     }
 }
 
+static void put_slot(cm_strtab_slot *e, const char *s, size_t len, uint32_t h, int32_t id) {
+    uint64_t key = 0;
+    e->hash = h;
+    e->id1 = (uint32_t)(id + 1) | (short_key(s, len, &key) ? SHORT_KEY : 0);
+    e->key = key;
+}
+
 static int rehash(cm_strtab *t, uint32_t ns) {
-    uint64_t *slots = calloc(ns, sizeof *slots);
+    cm_strtab_slot *slots = calloc(ns, sizeof *slots);
     if (!slots) return -1;
+    cm_mem_advise_huge(slots, sizeof *slots * ns);
     for (int32_t id = 0; id < t->n; id++) {
         uint32_t h = t->hashes[id], i = h & (ns - 1);
-        while (slots[i]) i = (i + 1) & (ns - 1);
-        slots[i] = (uint64_t)h << 32 | (uint32_t)(id + 1);
+        while (slots[i].id1) i = (i + 1) & (ns - 1);
+        put_slot(&slots[i], t->buf + t->offs[id], (size_t)t->lens[id], h, id);
     }
     free(t->slots);
     t->slots = slots;
@@ -97,13 +140,13 @@ static int grow_ids(cm_strtab *t, int64_t need) {
     int64_t nc = (int64_t)t->ncap * 2;
     if (nc < need) nc = need;
     if (nc > INT32_MAX) nc = INT32_MAX;
-    int64_t *o = realloc(t->offs, sizeof *o * (size_t)nc);
+    int64_t *o = cm_mem_realloc(t->offs, sizeof *o * (size_t)nc);
     if (!o) return -1;
     t->offs = o;
-    int32_t *l = realloc(t->lens, sizeof *l * (size_t)nc);
+    int32_t *l = cm_mem_realloc(t->lens, sizeof *l * (size_t)nc);
     if (!l) return -1;
     t->lens = l;
-    uint32_t *hh = realloc(t->hashes, sizeof *hh * (size_t)nc);
+    uint32_t *hh = cm_mem_realloc(t->hashes, sizeof *hh * (size_t)nc);
     if (!hh) return -1;
     t->hashes = hh;
     t->ncap = (int32_t)nc;
@@ -114,7 +157,7 @@ static int grow_buf(cm_strtab *t, size_t need) {
     if (need <= t->cap) return 0;
     size_t nc = t->cap * 2;
     while (nc < need) nc *= 2;
-    char *b = realloc(t->buf, nc);
+    char *b = cm_mem_realloc(t->buf, nc);
     if (!b) return -1;
     t->buf = b;
     t->cap = nc;
@@ -153,7 +196,7 @@ int32_t cm_strtab_intern_h(cm_strtab *t, const char *s, size_t len, uint32_t h, 
     memcpy(t->buf + t->len, s, len);
     t->buf[t->len + len] = '\0';
     t->len += len + 1;
-    t->slots[slot] = (uint64_t)h << 32 | (uint32_t)(id + 1);
+    put_slot(&t->slots[slot], s, len, h, id);
     if (inserted) *inserted = 1;
     if ((uint64_t)t->n * 2 > t->nslots && rehash(t, t->nslots * 2)) return -1;
     return id;

@@ -2,13 +2,20 @@
  * first insertion; lookups are one hash probe sequence. Used for net names, device names,
  * models and parameter names. Strings are stored NUL-terminated in one growing buffer.
  *
- * Slots are 64-bit: the string's 32-bit hash above its id + 1, so a probe rejects other
- * strings without touching their text. Ids depend only on the order of insertion; where a
- * string sits in the slot array (and the hash function) is internal. */
+ * A slot holds the string's 32-bit hash and id, and short strings (up to 8 bytes, no NUL)
+ * themselves: a probe rejects other strings, and matches most names, within one cache line.
+ * Ids depend only on the order of insertion; where a string sits in the slot array (and the
+ * hash function) is internal. */
 #ifndef CIRCML_STRTAB_H
 #define CIRCML_STRTAB_H
 #include <stddef.h>
 #include <stdint.h>
+
+typedef struct {
+    uint32_t hash;
+    uint32_t id1;       /* id + 1, 0 = empty; top bit: `key` is the whole string */
+    uint64_t key;       /* a short string's bytes, zero-padded */
+} cm_strtab_slot;
 
 typedef struct {
     char *buf;          /* all strings, NUL-terminated, back to back */
@@ -17,7 +24,7 @@ typedef struct {
     int32_t *lens;      /* [n] length of string id */
     uint32_t *hashes;   /* [n] */
     int32_t n, ncap;
-    uint64_t *slots;    /* [nslots] hash << 32 | (id + 1), 0 = empty; open addressing, linear probing */
+    cm_strtab_slot *slots;   /* [nslots] open addressing, linear probing */
     uint32_t nslots;    /* power of two, at least 2 n */
 } cm_strtab;
 

@@ -1,0 +1,384 @@
+/* gemm.c: cache-blocked, register-tiled matrix product, OpenMP over output blocks (see
+ * gemm.h for the contract, the determinism it keeps and where its memory comes from).
+ *
+ * Loop nest (one per thread, over its share of columns or rows), for each NC-wide block of
+ * columns and each KC-long block of k, in order:
+ *     pack op(B)[kc, nc] into NR-wide panels Bp (the thread's own copy: no barriers)
+ *     for each MR-row panel of C:
+ *         op(A) panel: read in place when its rows are contiguous in k, else packed [kc][MR]
+ *         for each NR panel: micro-kernel, MR x NR accumulators in registers over kc
+ * The op(A) panel (MR x KC floats, 12 KB) stays in L1 across the whole row of tiles; the
+ * packed B block (at most KC x NC floats, 1 MB) lives in L2/L3 and is streamed per tile.
+ * Sizes: M, N, K as in gemm.h; MR x NR the register tile; KC, NC the cache blocks. */
+#include "gemm.h"
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+enum { KC = 256, NC = 1024, MR_MAX = 12, NR_MAX = 32 };
+/* below this many multiply-adds a call runs on the calling thread: waking the team costs more */
+#define GEMM_SERIAL_MACS 300000.0
+
+typedef void (*ukernel_fn)(int64_t kc, const real *a, int64_t a_rs, int64_t a_cs, const real *b, real *c, int64_t ldc,
+                           int add_c, const real *bias);
+typedef struct {
+    gemm_isa isa;
+    int mr, nr;
+    ukernel_fn kernel;
+} kernel_desc;
+
+/* ------------------------------------------------------------------ reference */
+
+void gemm_ref(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, const real *B, int64_t b_rs,
+              int64_t b_cs, const real *bias, int64_t M, int64_t N, int64_t K, int accumulate) {
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            real acc = 0;
+            for (int64_t k = 0; k < K; k++) acc += A[m * a_rs + k * a_cs] * B[k * b_rs + n * b_cs];
+            if (bias) acc += bias[n];
+            C[m * ldc + n] = accumulate ? C[m * ldc + n] + acc : acc;
+        }
+}
+
+/* ------------------------------------------------------------------ micro-kernels
+ * Each computes acc[MR][NR] = sum_k opA(i,k) * Bp[k][j] over kc, with opA(i,k) at
+ * a[i*a_rs + k*a_cs] and Bp packed [kc][NR], then writes the full MR x NR tile:
+ *     v = acc (+ bias[j]);  c = add_c ? c + v : v
+ * in exactly the order the edge-tile merge (merge_tile) uses, so edge and interior tiles round
+ * alike. */
+
+enum { P_MR = 4, P_NR = 8 };
+
+static void kernel_portable(int64_t kc, const real *a, int64_t a_rs, int64_t a_cs, const real *b, real *c, int64_t ldc,
+                            int add_c, const real *bias) {
+    real acc[P_MR][P_NR];
+    memset(acc, 0, sizeof acc);
+    for (int64_t k = 0; k < kc; k++) {
+        const real *bk = b + k * P_NR;
+        for (int i = 0; i < P_MR; i++) {
+            real ai = a[i * a_rs + k * a_cs];
+            for (int j = 0; j < P_NR; j++) acc[i][j] += ai * bk[j];
+        }
+    }
+    for (int i = 0; i < P_MR; i++)
+        for (int j = 0; j < P_NR; j++) {
+            real v = acc[i][j];
+            if (bias) v += bias[j];
+            c[i * ldc + j] = add_c ? c[i * ldc + j] + v : v;
+        }
+}
+
+#ifdef GEMM_X86
+/* AVX-512F: 12 x 32 tile = 24 zmm accumulators, 2 for the B row, 1 broadcast of A. */
+enum { Z_MR = 12, Z_NR = 32 };
+
+__attribute__((target("avx512f"))) static void kernel_avx512(int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                                                             const float *b, float *c, int64_t ldc, int add_c,
+                                                             const float *bias) {
+    __m512 c0[Z_MR], c1[Z_MR];
+#pragma GCC unroll 12
+    for (int i = 0; i < Z_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    if (a_cs == 1) {
+        /* op(A) read in place: 12 rows, each contiguous in k */
+        for (int64_t k = 0; k < kc; k++) {
+            __m512 b0 = _mm512_loadu_ps(b + k * Z_NR), b1 = _mm512_loadu_ps(b + k * Z_NR + 16);
+#pragma GCC unroll 12
+            for (int i = 0; i < Z_MR; i++) {
+                __m512 ai = _mm512_set1_ps(a[i * a_rs + k]);
+                c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+                c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            }
+        }
+    } else {
+        /* packed op(A): [kc][12] */
+        for (int64_t k = 0; k < kc; k++) {
+            __m512 b0 = _mm512_loadu_ps(b + k * Z_NR), b1 = _mm512_loadu_ps(b + k * Z_NR + 16);
+            const float *ak = a + k * Z_MR;
+#pragma GCC unroll 12
+            for (int i = 0; i < Z_MR; i++) {
+                __m512 ai = _mm512_set1_ps(ak[i]);
+                c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+                c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            }
+        }
+    }
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+    if (bias) { bias0 = _mm512_loadu_ps(bias); bias1 = _mm512_loadu_ps(bias + 16); }
+#pragma GCC unroll 12
+    for (int i = 0; i < Z_MR; i++) {
+        float *ci = c + i * ldc;
+        __m512 v0 = c0[i], v1 = c1[i];
+        if (bias) { v0 = _mm512_add_ps(v0, bias0); v1 = _mm512_add_ps(v1, bias1); }
+        if (add_c) { v0 = _mm512_add_ps(_mm512_loadu_ps(ci), v0); v1 = _mm512_add_ps(_mm512_loadu_ps(ci + 16), v1); }
+        _mm512_storeu_ps(ci, v0);
+        _mm512_storeu_ps(ci + 16, v1);
+    }
+}
+
+/* AVX2 + FMA: 6 x 16 tile = 12 ymm accumulators (of 16 registers). */
+enum { Y_MR = 6, Y_NR = 16 };
+
+__attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                                                            const float *b, float *c, int64_t ldc, int add_c,
+                                                            const float *bias) {
+    __m256 c0[Y_MR], c1[Y_MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < Y_MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(b + k * Y_NR), b1 = _mm256_loadu_ps(b + k * Y_NR + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < Y_MR; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i * a_rs + k * a_cs);
+            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
+    if (bias) { bias0 = _mm256_loadu_ps(bias); bias1 = _mm256_loadu_ps(bias + 8); }
+#pragma GCC unroll 6
+    for (int i = 0; i < Y_MR; i++) {
+        float *ci = c + i * ldc;
+        __m256 v0 = c0[i], v1 = c1[i];
+        if (bias) { v0 = _mm256_add_ps(v0, bias0); v1 = _mm256_add_ps(v1, bias1); }
+        if (add_c) { v0 = _mm256_add_ps(_mm256_loadu_ps(ci), v0); v1 = _mm256_add_ps(_mm256_loadu_ps(ci + 8), v1); }
+        _mm256_storeu_ps(ci, v0);
+        _mm256_storeu_ps(ci + 8, v1);
+    }
+}
+#endif
+
+/* ------------------------------------------------------------------ dispatch */
+
+static const kernel_desc KERNELS[] = {
+    {GEMM_ISA_PORTABLE, P_MR, P_NR, kernel_portable},
+#ifdef GEMM_X86
+    {GEMM_ISA_AVX2, Y_MR, Y_NR, kernel_avx2},
+    {GEMM_ISA_AVX512, Z_MR, Z_NR, kernel_avx512},
+#endif
+};
+enum { N_KERNELS = sizeof KERNELS / sizeof KERNELS[0] };
+
+static int cpu_has(gemm_isa isa) {
+    if (isa == GEMM_ISA_PORTABLE) return 1;
+#ifdef GEMM_X86
+    __builtin_cpu_init();
+    if (isa == GEMM_ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == GEMM_ISA_AVX512) return __builtin_cpu_supports("avx512f");
+#endif
+    return 0;
+}
+
+static const kernel_desc *best_kernel(gemm_isa at_most) {
+    const kernel_desc *best = &KERNELS[0];
+    for (int i = 0; i < N_KERNELS; i++)
+        if ((at_most == GEMM_ISA_AUTO || KERNELS[i].isa <= at_most) && cpu_has(KERNELS[i].isa)) best = &KERNELS[i];
+    return best;
+}
+
+/* Chosen once (the same value by every thread, so the unsynchronised first write is benign). */
+static const kernel_desc *g_kernel = NULL;
+
+static const kernel_desc *current_kernel(void) {
+    if (!g_kernel) g_kernel = best_kernel(GEMM_ISA_AUTO);
+    return g_kernel;
+}
+
+gemm_isa gemm_get_isa(void) { return current_kernel()->isa; }
+gemm_isa gemm_set_isa(gemm_isa isa) {
+    g_kernel = best_kernel(isa);
+    return g_kernel->isa;
+}
+const char *gemm_isa_name(gemm_isa isa) {
+    switch (isa) {
+    case GEMM_ISA_PORTABLE: return "portable";
+    case GEMM_ISA_AVX2: return "avx2+fma";
+    case GEMM_ISA_AVX512: return "avx512f";
+    default: return "auto";
+    }
+}
+
+/* ------------------------------------------------------------------ workspace */
+
+static _Thread_local real *ws_ptr = NULL;
+static _Thread_local size_t ws_cap = 0;   /* in reals */
+
+static real *workspace(size_t n) {
+    if (n <= ws_cap) return ws_ptr;
+    void *p = NULL;
+    size_t bytes = (n * sizeof(real) + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, bytes)) return NULL;
+    free(ws_ptr);
+    ws_ptr = p;
+    ws_cap = n;
+    return ws_ptr;
+}
+
+void gemm_release(void) {
+    free(ws_ptr);
+    ws_ptr = NULL;
+    ws_cap = 0;
+}
+
+/* ------------------------------------------------------------------ packing */
+
+/* Bp[panel][k][NR] <- op(B)[k0 + k, n0 + panel*NR + j], zero past column N. */
+static void pack_b_panel(real *bp, const real *B, int64_t b_rs, int64_t b_cs, int64_t k0, int64_t kc, int64_t n0,
+                         int nr_valid, int NR) {
+    if (b_cs == 1) {
+        for (int64_t k = 0; k < kc; k++) {
+            const real *src = B + (k0 + k) * b_rs + n0;
+            real *dst = bp + k * NR;
+            memcpy(dst, src, sizeof(real) * (size_t)nr_valid);
+            for (int j = nr_valid; j < NR; j++) dst[j] = 0;
+        }
+    } else {
+        /* op(B) = W^T: each column of the panel is a row of W, contiguous in k */
+        for (int j = 0; j < nr_valid; j++) {
+            const real *src = B + k0 * b_rs + (n0 + j) * b_cs;
+            for (int64_t k = 0; k < kc; k++) bp[k * NR + j] = src[k * b_rs];
+        }
+        for (int j = nr_valid; j < NR; j++)
+            for (int64_t k = 0; k < kc; k++) bp[k * NR + j] = 0;
+    }
+}
+
+/* ap[k][MR] <- op(A)[m0 + i, k0 + k], zero past row M. */
+static void pack_a_panel(real *ap, const real *A, int64_t a_rs, int64_t a_cs, int64_t m0, int mr_valid, int64_t k0,
+                         int64_t kc, int MR) {
+    if (a_rs == 1) {
+        for (int64_t k = 0; k < kc; k++) {
+            const real *src = A + m0 + (k0 + k) * a_cs;
+            real *dst = ap + k * MR;
+            memcpy(dst, src, sizeof(real) * (size_t)mr_valid);
+            for (int i = mr_valid; i < MR; i++) dst[i] = 0;
+        }
+    } else {
+        for (int i = 0; i < mr_valid; i++) {
+            const real *src = A + (m0 + i) * a_rs + k0 * a_cs;
+            for (int64_t k = 0; k < kc; k++) ap[k * MR + i] = src[k * a_cs];
+        }
+        for (int i = mr_valid; i < MR; i++)
+            for (int64_t k = 0; k < kc; k++) ap[k * MR + i] = 0;
+    }
+}
+
+/* c[mr, nr] of an edge tile <- the kernel's full tile t[MR][NR], as the kernel would write. */
+static void merge_tile(real *c, int64_t ldc, const real *t, int NR, int mr, int nr, int add_c, const real *bias) {
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            real v = t[i * NR + j];
+            if (bias) v += bias[j];
+            c[i * ldc + j] = add_c ? c[i * ldc + j] + v : v;
+        }
+}
+
+/* ------------------------------------------------------------------ driver */
+
+/* C[rows m_lo..m_hi, cols n_lo..n_hi] of the product, on the calling thread, packing op(B)
+ * blocks into its own bp[KC * NC]. */
+static void gemm_block(const kernel_desc *kd, real *bp, real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs,
+                       const real *B, int64_t b_rs, int64_t b_cs, const real *bias, int64_t m_lo, int64_t m_hi,
+                       int64_t n_lo, int64_t n_hi, int64_t K, int accumulate) {
+    const int MR = kd->mr, NR = kd->nr;
+    /* per-thread scratch: a packed op(A) panel and an edge tile (small: on the stack) */
+    real ap[MR_MAX * KC] __attribute__((aligned(64)));
+    real tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+    for (int64_t n0 = n_lo; n0 < n_hi; n0 += NC) {
+        const int64_t nc = n_hi - n0 < NC ? n_hi - n0 : NC;
+        const int64_t n_panels = (nc + NR - 1) / NR;
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            const int64_t kc = K - k0 < KC ? K - k0 : KC;
+            const int add_c = accumulate || k0 > 0;
+            const real *bias_here = k0 == 0 && bias ? bias + n0 : NULL;
+            for (int64_t p = 0; p < n_panels; p++) {
+                const int64_t c0 = n0 + p * NR;
+                pack_b_panel(bp + p * NR * kc, B, b_rs, b_cs, k0, kc, c0, (int)(n_hi - c0 < NR ? n_hi - c0 : NR), NR);
+            }
+            for (int64_t m0 = m_lo; m0 < m_hi; m0 += MR) {
+                const int mr = (int)(m_hi - m0 < MR ? m_hi - m0 : MR);
+                const real *a;
+                int64_t ars, acs;
+                if (a_cs == 1 && mr == MR) {   /* rows contiguous in k: read in place */
+                    a = A + m0 * a_rs + k0;
+                    ars = a_rs;
+                    acs = 1;
+                } else {
+                    pack_a_panel(ap, A, a_rs, a_cs, m0, mr, k0, kc, MR);
+                    a = ap;
+                    ars = 1;
+                    acs = MR;
+                }
+                real *crow = C + m0 * ldc + n0;
+                for (int64_t p = 0; p < n_panels; p++) {
+                    const int nr = (int)(nc - p * NR < NR ? nc - p * NR : NR);
+                    const real *bias_p = bias_here ? bias_here + p * NR : NULL;
+                    if (mr == MR && nr == NR) {
+                        kd->kernel(kc, a, ars, acs, bp + p * NR * kc, crow + p * NR, ldc, add_c, bias_p);
+                    } else {
+                        kd->kernel(kc, a, ars, acs, bp + p * NR * kc, tile, NR, 0, NULL);
+                        merge_tile(crow + p * NR, ldc, tile, NR, mr, nr, add_c, bias_p);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void gemm(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, const real *B, int64_t b_rs, int64_t b_cs,
+          const real *bias, int64_t M, int64_t N, int64_t K, int accumulate) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                real v = bias ? bias[n] : (real)0;
+                C[m * ldc + n] = accumulate ? C[m * ldc + n] + v : v;
+            }
+        return;
+    }
+    const kernel_desc *kd = current_kernel();
+    const int MR = kd->mr, NR = kd->nr;
+    const int serial = (double)M * (double)N * (double)K < GEMM_SERIAL_MACS;
+    int threads = 1;
+#ifdef _OPENMP
+    if (!serial) threads = omp_get_max_threads();
+#endif
+    /* each thread packs its own op(B) blocks: no barrier inside the product, which matters on
+     * a shared machine where a descheduled thread would stall the others at every barrier */
+    const int64_t ncmax = N < NC ? N : NC;
+    const size_t per_thread = (size_t)((ncmax + NR - 1) / NR * NR) * (size_t)(K < KC ? K : KC);
+    real *ws = workspace(per_thread * (size_t)threads);
+    if (!ws) {
+        gemm_ref(C, ldc, A, a_rs, a_cs, B, b_rs, b_cs, bias, M, N, K, accumulate);
+        return;
+    }
+    const int64_t m_panels = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
+    /* threads split the columns (each then packs only its share of op(B)) when there are
+     * enough NR panels to share evenly, else the rows (each packing all of op(B)) */
+    const int by_cols = n_panels % threads == 0 || n_panels >= 4 * threads || n_panels > m_panels;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        const int64_t parts = by_cols ? n_panels : m_panels;
+        const int64_t lo = parts * t / T, hi = parts * (t + 1) / T;
+        real *bp = ws + per_thread * (size_t)t;
+        if (lo < hi) {
+            if (by_cols)
+                gemm_block(kd, bp, C, ldc, A, a_rs, a_cs, B, b_rs, b_cs, bias, 0, M, lo * NR, hi * NR < N ? hi * NR : N, K,
+                           accumulate);
+            else
+                gemm_block(kd, bp, C, ldc, A, a_rs, a_cs, B, b_rs, b_cs, bias, lo * MR, hi * MR < M ? hi * MR : M, 0, N, K,
+                           accumulate);
+        }
+    }
+}
