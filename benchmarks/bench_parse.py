@@ -179,13 +179,15 @@ def main(argv=None):
         rows.append((f"spicelib {version('spicelib')} SpiceEditor", py))
     base = py["devices"] / py["seconds"] if py else None
 
-    print(f"\n{'tool':34s} {'devices':>9s} {'seconds':>8s} {'parse':>7s} {'graph':>7s} {'devices/s':>11s} {'ratio':>7s}")
+    print(f"\n{'tool':32s} {'devices':>9s} {'seconds':>8s} {'(parse':>7s} {'graph)':>7s} {'devices/s':>11s} {'ratio':>7s}")
     table = []
     for name, r in rows:
         rate = r["devices"] / r["seconds"]
         ratio = rate / base if base else None
-        print(f"{name:34s} {r['devices']:9d} {r['seconds']:8.3f} {r.get('parse_seconds', r['seconds']):7.3f} "
-              f"{r.get('graph_seconds', 0.0):7.3f} {rate:11.4g} {ratio if ratio else float('nan'):7.1f}")
+        parse = f"{r['parse_seconds']:7.3f}" if "parse_seconds" in r else f"{'-':>7s}"
+        graph = f"{r['graph_seconds']:7.3f}" if "graph_seconds" in r else f"{'-':>7s}"
+        print(f"{name:32s} {r['devices']:9d} {r['seconds']:8.3f} {parse} {graph} {rate:11.4g} "
+              f"{ratio if ratio else float('nan'):7.1f}")
         table.append({"tool": name, **r, "devices_per_s": rate, "ratio_vs_python": ratio})
     out = {
         "netlist": path.name, "devices": args.devices, "python_devices": py["devices"] if py else None,

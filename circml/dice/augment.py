@@ -20,6 +20,7 @@ Two ways in:
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -116,18 +117,26 @@ class ToGraph:
         return f"ToGraph(schema={self.schema!r}, device_values={self.device_values})"
 
 
+def _takes_seed(t: Callable) -> bool:
+    try:
+        params = inspect.signature(t).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return "seed" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 class Compose:
     """Apply transforms in order, as ``torch_geometric.transforms.Compose`` does."""
 
     def __init__(self, transforms: Sequence[Callable]):
         self.transforms = list(transforms)
+        # Which transforms take a seed, decided once: calling with seed= and retrying without it
+        # on TypeError would hide a TypeError raised inside a transform (and run it twice).
+        self._seeded = [_takes_seed(t) for t in self.transforms]
 
     def __call__(self, x, seed: Optional[int] = None):
-        for i, t in enumerate(self.transforms):
-            try:
-                x = t(x, seed=None if seed is None else seed * 7919 + i)
-            except TypeError:
-                x = t(x)
+        for i, (t, seeded) in enumerate(zip(self.transforms, self._seeded)):
+            x = t(x, seed=None if seed is None else seed * 7919 + i) if seeded else t(x)
         return x
 
     def __repr__(self) -> str:

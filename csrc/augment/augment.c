@@ -1,4 +1,13 @@
-/* augment.c: the rule registry and view construction (see augment.h). */
+/* augment.c: the rule registry and view construction (see augment.h).
+ *
+ * A view starts as a copy of its base's string tables under the same ids (stored hashes reused)
+ * and its header; devices no rule picked are copied as plain structs, the picked ones are written
+ * by their rule through the build API (csrc/circuit/build.h). A batch reads the bases' model
+ * cards once and gives each thread one scratch [D candidates, D chosen rules, N net map] sized
+ * for the largest base, so a view allocates only the circuit it returns.
+ * tests/test_augment.py checks the views device for device against an independent Python
+ * implementation (benchmarks/bench_augment.py) and, in ngspice, against their originals.
+ * Sizes: D devices and N nets of a base, V views of a batch. */
 #include "augment.h"
 #include "../circuit/build.h"
 #include <math.h>
@@ -348,22 +357,114 @@ const char *cm_augment_rule_name(int r) { return r >= 0 && r < CM_AUG_RULE_COUNT
 int cm_augment_rule_is_negative(int r) { return r >= 0 && r < CM_AUG_RULE_COUNT ? RULES[r].negative : 0; }
 const char *cm_augment_rule_description(int r) { return r >= 0 && r < CM_AUG_RULE_COUNT ? RULES[r].description : NULL; }
 
-cm_status cm_augment_view(const cm_circuit *base, uint64_t mask, int n_subs, uint64_t seed, uint64_t view,
-                          cm_circuit **out, int32_t *applied, int *n_applied, cm_error *err) {
+/* ---- views: the base's string tables under the same ids, kept devices copied as structs ---- */
+
+/* Intern every string of src into the empty table dst, in src's order: the ids come out equal,
+ * and src's stored hashes are reused (a model card's text is kilobytes). */
+static int strtab_copy_ids(cm_strtab *dst, const cm_strtab *src, int32_t extra_n, size_t extra_bytes) {
+    if (cm_strtab_reserve(dst, src->n + extra_n, src->len + extra_bytes)) return -1;
+    for (int32_t i = 0; i < src->n; i++)
+        if (cm_strtab_intern_h(dst, src->buf + src->offs[i], (size_t)src->lens[i], src->hashes[i], NULL) != i) return -1;
+    return 0;
+}
+
+static void *dup_array(const void *a, size_t n, size_t size, size_t extra) {
+    if (n + extra == 0) return NULL;
+    void *p = malloc((n + extra) * size);
+    if (p && n) memcpy(p, a, n * size);
+    return p;
+}
+
+/* An empty view of base with base's header: its strings, nets, models, .params, directives and
+ * .global nets under the same ids, and room for base's devices plus `subs` substitutions (each
+ * replaces a device by at most 3 with at most 4 terminals). NULL when out of memory. */
+static cm_circuit *view_new(const cm_circuit *base, int subs) {
+    cm_circuit *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->title = base->title;
+    c->control_block = base->control_block;
+    int32_t max_params = 0;
+    for (int32_t i = 0; i < base->n_devices; i++)
+        if (base->devices[i].n_params > max_params) max_params = base->devices[i].n_params;
+    c->cap_devices = base->n_devices + 2 * subs;
+    c->cap_terms = base->n_terms + 12 * (int64_t)subs;
+    c->cap_params = base->n_params + 3 * (int64_t)subs * max_params;
+    c->cap_models = base->n_models + 1;  /* a negative MOS rule may add a card */
+    c->devices = malloc(sizeof *c->devices * (size_t)c->cap_devices);
+    c->term_net = malloc(sizeof *c->term_net * (size_t)c->cap_terms);
+    c->params = malloc(sizeof *c->params * (size_t)(c->cap_params ? c->cap_params : 1));
+    c->models = dup_array(base->models, (size_t)base->n_models, sizeof *c->models, 1);
+    c->globals = dup_array(base->globals, (size_t)base->n_globals, sizeof *c->globals, 0);
+    c->directives = dup_array(base->directives, (size_t)base->n_directives, sizeof *c->directives, 0);
+    c->global_nets = dup_array(base->global_nets, (size_t)base->n_global_nets, sizeof *c->global_nets, 0);
+    c->n_models = base->n_models;
+    c->n_globals = c->cap_globals = base->n_globals;
+    c->n_directives = c->cap_directives = base->n_directives;
+    c->n_global_nets = c->cap_global_nets = base->n_global_nets;
+    if (!c->devices || !c->term_net || !c->params || !c->models || (base->n_globals && !c->globals) ||
+        (base->n_directives && !c->directives) || (base->n_global_nets && !c->global_nets) ||
+        cm_strtab_init(&c->strs, base->strs.n + 8) || strtab_copy_ids(&c->strs, &base->strs, 8, 128) ||
+        cm_strtab_init(&c->nets, base->nets.n + 2 * subs) ||
+        strtab_copy_ids(&c->nets, &base->nets, 2 * subs, (size_t)subs * 64) ||
+        cm_strtab_init(&c->devnames, c->cap_devices) ||
+        cm_strtab_reserve(&c->devnames, c->cap_devices, base->devnames.len + (size_t)subs * 192) ||
+        cm_strtab_init(&c->files, 1)) {
+        cm_circuit_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Base device i, unchanged, appended to the view (same string and net ids; no source location). */
+static cm_status view_keep_device(cm_circuit *dst, const cm_circuit *src, int32_t i) {
+    const cm_device *d = &src->devices[i];
+    /* view_new sized the arrays for every base device plus the substitutions' devices */
+    if (dst->n_devices >= dst->cap_devices || dst->n_terms + d->n_terms > dst->cap_terms ||
+        dst->n_params + d->n_params > dst->cap_params)
+        return CM_ERR_UNSUPPORTED;
+    int inserted = 0;
+    int32_t id = cm_strtab_intern_h(&dst->devnames, cm_strtab_get(&src->devnames, d->name),
+                                    (size_t)src->devnames.lens[d->name], src->devnames.hashes[d->name], &inserted);
+    if (id < 0) return CM_ERR_NOMEM;
+    if (!inserted || id != dst->n_devices) return CM_ERR_VALUE;
+    cm_device *o = &dst->devices[dst->n_devices++];
+    *o = *d;
+    o->name = id;
+    o->term_begin = (int32_t)dst->n_terms;
+    o->param_begin = (int32_t)dst->n_params;
+    o->src_file = -1;
+    o->src_line = 0;
+    memcpy(dst->term_net + dst->n_terms, src->term_net + d->term_begin, sizeof *dst->term_net * (size_t)d->n_terms);
+    memcpy(dst->params + dst->n_params, src->params + d->param_begin, sizeof *dst->params * (size_t)d->n_params);
+    dst->n_terms += d->n_terms;
+    dst->n_params += d->n_params;
+    return CM_OK;
+}
+
+/* Scratch of one view, sized for the largest base: [D] candidates, [D] chosen rule per device,
+ * [N] base net -> view net. Reused across the views a thread makes. */
+typedef struct {
+    int32_t *cand, *chosen, *net_map;
+} aug_scratch;
+
+static int scratch_init(aug_scratch *s, int32_t D, int32_t N) {
+    s->cand = malloc(sizeof *s->cand * (size_t)(D ? D : 1));
+    s->chosen = malloc(sizeof *s->chosen * (size_t)(D ? D : 1));
+    s->net_map = malloc(sizeof *s->net_map * (size_t)(N ? N : 1));
+    return s->cand && s->chosen && s->net_map;
+}
+static void scratch_free(aug_scratch *s) { free(s->cand); free(s->chosen); free(s->net_map); }
+
+/* One view (see cm_augment_view). lim: [base->n_models] card limits, NAN entries read lazily
+ * (a batch passes them all read, so threads share them read-only). */
+static cm_status augment_one(const cm_circuit *base, card_lim *lim, aug_scratch *sc, uint64_t mask, int n_subs,
+                             uint64_t seed, uint64_t view, cm_circuit **out, int32_t *applied, int *n_applied) {
     *out = NULL;
     if (n_applied) *n_applied = 0;
-    if (n_subs < 1) return cm_error_set(err, CM_ERR_VALUE, "", 0, "n_subs must be at least 1");
     const int32_t D = base->n_devices, N = base->nets.n;
-    /* eligible devices and, per device, its applicable rules */
-    int32_t *cand = malloc(sizeof *cand * (size_t)(D ? D : 1));
-    int32_t *chosen_rule = malloc(sizeof *chosen_rule * (size_t)(D ? D : 1));
-    int32_t *net_map = malloc(sizeof *net_map * (size_t)(N ? N : 1));
-    card_lim *lim = malloc(sizeof *lim * (size_t)(base->n_models ? base->n_models : 1));
-    cm_circuit *dst = cm_circuit_new(D + 2 * n_subs + 8);
-    cm_status st = CM_OK;
-    if (!cand || !chosen_rule || !net_map || !lim || !dst) { st = CM_ERR_NOMEM; goto done; }
-    for (int32_t m = 0; m < base->n_models; m++) lim[m].lmin = lim[m].wmin = NAN;
+    int32_t *cand = sc->cand, *chosen_rule = sc->chosen, *net_map = sc->net_map;
     aug_ctx x = {base, lim};
+    /* eligible devices and, per device, its applicable rules */
     int32_t n_cand = 0;
     for (int32_t i = 0; i < D; i++) {
         chosen_rule[i] = -1;
@@ -383,44 +484,92 @@ cm_status cm_augment_view(const cm_circuit *base, uint64_t mask, int n_subs, uin
         if (applied) applied[j] = chosen_rule[i];
     }
     if (applied) for (int j = k; j < n_subs; j++) applied[j] = -1;
-    if ((st = cm_circuit_copy_header(dst, base))) goto done;
-    for (int32_t n = 0; n < N; n++) {
-        const char *name = cm_strtab_get(&base->nets, n);
-        if ((net_map[n] = cm_circuit_net(dst, name)) < 0) { st = CM_ERR_NOMEM; goto done; }
-    }
+
+    cm_circuit *dst = view_new(base, n_subs);
+    if (!dst) return CM_ERR_NOMEM;
+    cm_status st = CM_OK;
+    for (int32_t n = 0; n < N; n++) net_map[n] = n;  /* view_new keeps the base's net ids */
     emit_ctx e = {base, dst, net_map, {0}};
-    for (int32_t i = 0; i < D && !st; i++) {
-        if (chosen_rule[i] < 0) st = cm_circuit_copy_device(dst, base, i, net_map, NULL, NULL, 1, NULL, 1);
-        else st = RULES[chosen_rule[i]].emit(&e, i);
-    }
-    if (n_applied) *n_applied = k;
-done:
-    free(cand);
-    free(chosen_rule);
-    free(net_map);
-    free(lim);
+    for (int32_t i = 0; i < D && !st; i++)
+        st = chosen_rule[i] < 0 ? view_keep_device(dst, base, i) : RULES[chosen_rule[i]].emit(&e, i);
     if (st) {
         cm_circuit_free(dst);
-        return cm_error_set(err, st, "", 0, st == CM_ERR_NOMEM ? "out of memory" : "augmentation failed (code %d)", st);
+        return st;
     }
+    if (n_applied) *n_applied = k;
     *out = dst;
+    return CM_OK;
+}
+
+static card_lim *limits_alloc(const cm_circuit *base) {
+    card_lim *lim = malloc(sizeof *lim * (size_t)(base->n_models ? base->n_models : 1));
+    if (lim) for (int32_t m = 0; m < base->n_models; m++) lim[m].lmin = lim[m].wmin = NAN;
+    return lim;
+}
+
+cm_status cm_augment_view(const cm_circuit *base, uint64_t mask, int n_subs, uint64_t seed, uint64_t view,
+                          cm_circuit **out, int32_t *applied, int *n_applied, cm_error *err) {
+    *out = NULL;
+    if (n_applied) *n_applied = 0;
+    if (n_subs < 1) return cm_error_set(err, CM_ERR_VALUE, "", 0, "n_subs must be at least 1");
+    aug_scratch sc;
+    card_lim *lim = limits_alloc(base);
+    cm_status st = scratch_init(&sc, base->n_devices, base->nets.n) && lim
+                       ? augment_one(base, lim, &sc, mask, n_subs, seed, view, out, applied, n_applied)
+                       : CM_ERR_NOMEM;
+    scratch_free(&sc);
+    free(lim);
+    if (st) return cm_error_set(err, st, "", 0, st == CM_ERR_NOMEM ? "out of memory" : "augmentation failed (code %d)", st);
     return CM_OK;
 }
 
 cm_status cm_augment_batch(const cm_circuit *const *bases, const int64_t *base_of, const uint64_t *mask_of,
                            int64_t V, int n_subs, uint64_t seed, cm_circuit **outs, int32_t *n_applied,
                            int32_t *status) {
+    if (n_subs < 1) return CM_ERR_VALUE;
+    /* the bases used, their card limits read once, and the largest sizes for the scratch */
+    int64_t B = 0;
+    for (int64_t v = 0; v < V; v++) if (base_of[v] + 1 > B) B = base_of[v] + 1;
+    card_lim **lims = calloc((size_t)(B ? B : 1), sizeof *lims);
+    if (!lims) return CM_ERR_NOMEM;
     cm_status worst = CM_OK;
-#pragma omp parallel for schedule(dynamic, 4)
+    int32_t maxD = 0, maxN = 0;
+    uint64_t any_mask = 0;
+    for (int64_t v = 0; v < V; v++) any_mask |= mask_of[v];
+    /* only the MOSFET size rules read the cards; without them the limits stay unread (NAN) */
+    const int read_cards = (any_mask >> CM_AUG_MOS_PARALLEL & 1u) || (any_mask >> CM_AUG_MOS_SERIES & 1u);
     for (int64_t v = 0; v < V; v++) {
-        int na = 0;
-        cm_status st = cm_augment_view(bases[base_of[v]], mask_of[v], n_subs, seed, (uint64_t)v, &outs[v], NULL, &na, NULL);
-        n_applied[v] = na;
-        status[v] = st;
-        if (st) {
-#pragma omp critical(cm_augment_status)
-            worst = st;
-        }
+        int64_t b = base_of[v];
+        if (lims[b]) continue;
+        const cm_circuit *c = bases[b];
+        if (!(lims[b] = limits_alloc(c))) { worst = CM_ERR_NOMEM; goto done; }
+        for (int32_t m = 0; read_cards && m < c->n_models; m++)
+            lims[b][m] = card_limits(cm_strtab_get(&c->strs, c->models[m].text));
+        if (c->n_devices > maxD) maxD = c->n_devices;
+        if (c->nets.n > maxN) maxN = c->nets.n;
     }
+#pragma omp parallel
+    {
+        aug_scratch sc;
+        int ok = scratch_init(&sc, maxD, maxN);
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t v = 0; v < V; v++) {
+            int na = 0;
+            cm_status st = ok ? augment_one(bases[base_of[v]], lims[base_of[v]], &sc, mask_of[v], n_subs, seed,
+                                            (uint64_t)v, &outs[v], NULL, &na)
+                              : CM_ERR_NOMEM;
+            if (!ok) outs[v] = NULL;
+            n_applied[v] = na;
+            status[v] = st;
+            if (st) {
+#pragma omp critical(cm_augment_status)
+                worst = st;
+            }
+        }
+        scratch_free(&sc);
+    }
+done:
+    for (int64_t b = 0; b < B; b++) free(lims[b]);
+    free(lims);
     return worst;
 }

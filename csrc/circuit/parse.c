@@ -1532,25 +1532,27 @@ static cm_status collect(ctx *x) {
 /* ------------------------------------------------------------------ the fast reader
  *
  * The same reading, organised for large flat netlists and run on OpenMP threads. Sizes:
- * K chunks (one per thread), D devices, N nets.
- * 1. Lines: the text after the title is cut into K chunks at lines that start with a letter
- *    (so each chunk starts with a card). Each chunk turns its lines into cards and lowercased
- *    text as read_lines does, and pre-reads the element cards of the plain forms
+ * K chunks per round (one per thread), D devices, N nets.
+ * 1. Lines. read_lines reads the title and every line that changes its state (.include,
+ *    .lib, .endl, .control, .end, a stray '+', a NUL byte: fast_special); the plain lines
+ *    between are read in rounds: the text is cut into K chunks at lines that start with a
+ *    letter (each chunk starts with a card), and each chunk, in parallel, turns its lines into
+ *    cards and lowercased text exactly as read_lines does, until its first state line. The
+ *    element cards of the plain forms
  *      R/C/L name n1 n2 number [k=number ...]      M name d g s b model [k=number ...]
- *    into tokens, hashes and numbers. A chunk stops at the first line that changes the
- *    reader's state (.include, .lib, .endl, .control, .end, a '+' with no card, a NUL byte);
- *    read_lines reads on from there.
- *    Pre-read cards intern their nets, model and parameter names in tables of their chunk.
+ *    are pre-read on the way: tokens, numbers, and ids of their nets, model and parameter
+ *    names in tables of their chunk (first occurrence within the chunk).
  * 2. collect(), as in the reference.
- * 3. Top-level cards, in three passes. A (parallel over chunks): the chunk's top-level cards
+ * 3. Top-level cards, in three passes. A (parallel over chunks): each chunk's top-level cards
  *    fall into runs of plain cards, each ended by one other card; per run, the chunk-local
  *    names that the run uses first. B (serial, card order): per run, those names get global
- *    ids (so ids are by first occurrence over the whole netlist), device names are inserted
- *    (duplicates checked), then the other card is read by instantiate(). C (parallel):
- *    devices, terminals and parameters are written where B placed them.
- * The result does not depend on K. Every buffer is sized once from counts of the chunk's
- * lines and '=' signs. On any failure cm_circuit_parse reads the netlist again with the
- * reference reader, so that errors are the reference's, word for word.
+ *    ids (so ids are by first occurrence over the whole netlist) and the run its place among
+ *    the devices; device names are inserted (duplicates checked); the other card is read by
+ *    instantiate(). C (parallel): devices, terminals and parameters are written where B put
+ *    them, while one thread inserts the device names of the runs after the last instantiate().
+ * The result does not depend on K. Buffers are sized from counts of each chunk's lines and
+ * '=' signs, not grown card by card. On any failure cm_circuit_parse reads the netlist again
+ * with the reference reader, so that errors are the reference's, word for word.
  * Keep fast_card in step with instantiate() and add_params() for the forms it accepts. */
 
 #ifdef _OPENMP
@@ -1598,7 +1600,10 @@ typedef struct {
     int32_t card_base;     /* global index of the chunk's first card (after compaction) */
     frec *recs;            /* [max_lines] */
     fparam *params; int64_t n_params;  /* [max_params] */
-    ftok *toks; int32_t cap_toks;
+    ftok *toks[2]; int32_t cap_toks[2], n_toks[2];   /* tokens of the last card and of the line being
+                           * read (n_toks -1: the card holds a character left to the reference) */
+    int cur;               /* toks[cur]: the line being read */
+    int extended;          /* the last card took '+' lines: tokenise its whole text again */
     cm_strtab nets, strs;  /* local tables: net names; models and parameter names */
     struct { const char *s; uint32_t len; int32_t id; } last[9];   /* model, parameter names of the last card */
     struct { int32_t card, n; const char *s[4]; uint32_t len[4], hash[4]; } pend;   /* nets of the last
@@ -1617,6 +1622,8 @@ typedef struct {
 
 typedef struct {
     fchunk *ch; int n_ch;  /* in card order; cards between chunks were read by read_lines */
+    int defer_chunk, defer_seg;   /* device names from this run (and card) on: inserted with pass C */
+    int32_t defer_card;
     ftables tb;
 } fast_state;
 
@@ -1633,7 +1640,7 @@ static void fast_tables(ftables *tb) {
 static void fast_free(fast_state *f) {
     for (int k = 0; k < f->n_ch; k++) {
         fchunk *ch = &f->ch[k];
-        free(ch->recs); free(ch->params); free(ch->toks);
+        free(ch->recs); free(ch->params); free(ch->toks[0]); free(ch->toks[1]);
         cm_strtab_free(&ch->nets); cm_strtab_free(&ch->strs);
         free(ch->first_net); free(ch->first_str); free(ch->net_map); free(ch->str_map); free(ch->segs);
     }
@@ -1647,9 +1654,20 @@ static int fast_special(const char *w, size_t fw) {
            word_is(w, fw, ".include") || word_is(w, fw, ".inc") || word_is(w, fw, ".lib");
 }
 
-/* Split s[0:n] into tokens as tokenize(parens_split = 1) does; -1 when the card holds
- * '{', '}' or a quote (expressions: left to the reference), -2 when out of memory. */
-static int32_t fast_tokens(fchunk *ch, const char *s, size_t n, const ftables *tb) {
+/* Room for one more token in buffer b. */
+static int fast_tok_room(fchunk *ch, int b, int32_t nt) {
+    if (nt < ch->cap_toks[b]) return 0;
+    int32_t nc = ch->cap_toks[b] ? ch->cap_toks[b] * 2 : 64;   /* amortised: the longest card so far */
+    ftok *t = realloc(ch->toks[b], sizeof *t * (size_t)nc);
+    if (!t) return -1;
+    ch->toks[b] = t;
+    ch->cap_toks[b] = nc;
+    return 0;
+}
+
+/* Split s[0:n] into tokens (buffer b) as tokenize(parens_split = 1) does; -1 when the card
+ * holds '{', '}' or a quote (expressions: left to the reference), -2 when out of memory. */
+static int32_t fast_tokens(fchunk *ch, int b, const char *s, size_t n, const ftables *tb) {
     int32_t nt = 0;
     size_t i = 0;
     while (i < n) {
@@ -1661,15 +1679,9 @@ static int32_t fast_tokens(fchunk *ch, const char *s, size_t n, const ftables *t
             while (i < n && (c = tb->cls[(uint8_t)s[i]]) == 0) i++;
             if (i < n && c == 3) return -1;
         }
-        if (nt == ch->cap_toks) {   /* amortised: the longest card so far */
-            int32_t nc = ch->cap_toks ? ch->cap_toks * 2 : 64;
-            ftok *t = realloc(ch->toks, sizeof *t * (size_t)nc);
-            if (!t) return -2;
-            ch->toks = t;
-            ch->cap_toks = nc;
-        }
-        ch->toks[nt].off = (uint32_t)st;
-        ch->toks[nt].len = (uint32_t)(i - st);
+        if (fast_tok_room(ch, b, nt)) return -2;
+        ch->toks[b][nt].off = (uint32_t)st;
+        ch->toks[b][nt].len = (uint32_t)(i - st);
         nt++;
     }
     return nt;
@@ -1710,25 +1722,27 @@ static cm_status fast_nets(fchunk *ch, int32_t i, const char *s, const ftok *t, 
 /* Local id in ch->strs of s[0:n], a model (slot 0) or the name of parameter slot - 1. Cards
  * tend to repeat them: compare with the last card's before hashing. */
 static int32_t fast_str(fchunk *ch, int slot, const char *s, uint32_t n) {
-    if (slot < 9 && ch->last[slot].len == n && ch->last[slot].s && memcmp(ch->last[slot].s, s, n) == 0)
-        return ch->last[slot].id;
+    if (slot < 9 && ch->last[slot].len == n && ch->last[slot].s) {
+        const char *l = ch->last[slot].s;
+        uint32_t k = 0;
+        while (k < n && l[k] == s[k]) k++;
+        if (k == n) return ch->last[slot].id;
+    }
     int32_t id = cm_strtab_intern(&ch->strs, s, n, NULL);
     if (slot < 9 && id >= 0) { ch->last[slot].s = s; ch->last[slot].len = n; ch->last[slot].id = id; }
     return id;
 }
 
-/* Pre-read card i of the chunk, text s[0:n] (lowercased). Leaves form FK_NONE for anything
- * but the plain forms; the reference reads those, errors included. */
-static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const ftables *tb) {
+/* Pre-read card i of the chunk, text s[0:n] (lowercased), tokens t[0:nt] (nt -1: none to
+ * read). Leaves form FK_NONE for anything but the plain forms; the reference reads those,
+ * errors included. */
+static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const ftok *t, int32_t nt,
+                           const ftables *tb) {
     frec *r = &ch->recs[i];
     r->form = FK_NONE;
     r->use = 0;
     r->n_params = 0;
-    if (n >= UINT32_MAX) return CM_OK;
-    int32_t nt = fast_tokens(ch, s, n, tb);
-    if (nt == -2) return CM_ERR_NOMEM;
-    if (nt < 1) return CM_OK;
-    const ftok *t = ch->toks;
+    if (n >= UINT32_MAX || nt < 1) return CM_OK;
 #define FEQ(j) (t[j].len == 1 && s[t[j].off] == '=')
     int form, from;
     char letter = s[t[0].off];
@@ -1798,6 +1812,19 @@ static void fast_count(fchunk *ch, const char *text) {
     ch->max_params = eq + 1;
 }
 
+/* Pre-read the chunk's last card, complete now: from its line's tokens, or from its whole
+ * text when '+' lines extended it. */
+static cm_status fast_last_card(ctx *x, fchunk *ch, const ftables *tb) {
+    int32_t i = ch->n_cards - 1;
+    const card *cd = &ch->cards[i];
+    const char *s = x->text + cd->off;
+    int b = ch->cur ^ 1;   /* its tokens */
+    int32_t nt = ch->n_toks[b];
+    if (ch->extended && cd->len < UINT32_MAX) nt = fast_tokens(ch, b, s, (size_t)cd->len, tb);
+    if (nt == -2) return CM_ERR_NOMEM;
+    return fast_card(ch, i, s, (size_t)cd->len, ch->toks[b], nt, tb);
+}
+
 /* Stage 1 over one chunk: read_lines' work for lines in the plain state. Writes lowercased
  * card text into x->text from offset ch->begin + shift on (it never outruns the input) and
  * cards into ch->cards. */
@@ -1826,33 +1853,68 @@ static cm_status fast_lines(ctx *x, fchunk *ch, const char *text, size_t shift, 
         const char *w = s + a;
         size_t wn = n - a;
         if (wn == 0 || w[0] == '*') { line++; pos = next; continue; }
-        int plus = w[0] == '+';
-        if (plus) {
+        if (w[0] == '+') {
             if (!have_card) break;
             w++;
             wn--;
-        }
-        wn = comment_cut(w, wn);
-        while (wn && tb->space[(uint8_t)w[wn - 1]]) wn--;
-        char *o = plus ? out + 1 : out;   /* lowercased, as append_text */
-        for (size_t i = 0; i < wn; i++) o[i] = (char)tb->lower[(uint8_t)w[i]];
-        if (plus) {
-            if (wn) {
+            wn = comment_cut(w, wn);
+            while (wn && tb->space[(uint8_t)w[wn - 1]]) wn--;
+            if (wn) {   /* " " and the line, lowercased, as append_text */
                 out[0] = ' ';
+                for (size_t i = 0; i < wn; i++) out[1 + i] = (char)tb->lower[(uint8_t)w[i]];
                 out += 1 + wn;
                 ch->cards[ch->n_cards - 1].len += (int64_t)(1 + wn);
+                ch->extended = 1;
             }
             line++;
             pos = next;
             continue;
         }
+        /* One pass: lowercased copy (as append_text), end-of-line comment (comment_cut, which
+         * cuts only at ';' or '$'), tokens (as fast_tokens) into the buffer not holding the
+         * last card's. */
+        int b = ch->cur;
+        int32_t nt = 0;
+        size_t lim = wn, open = SIZE_MAX;
+        int cut_known = 0;
+        for (size_t i = 0; i < lim; i++) {
+            uint8_t c = (uint8_t)w[i];
+            if ((c == ';' || c == '$') && !cut_known) {
+                cut_known = 1;
+                lim = comment_cut(w, wn);
+                if (i >= lim) break;
+            }
+            out[i] = (char)tb->lower[c];
+            uint8_t k = tb->cls[c];
+            if (k == 0) {
+                if (open == SIZE_MAX) open = i;
+                continue;
+            }
+            if (nt >= 0 && open != SIZE_MAX) {
+                if (fast_tok_room(ch, b, nt)) return CM_ERR_NOMEM;
+                ch->toks[b][nt].off = (uint32_t)open;
+                ch->toks[b][nt++].len = (uint32_t)(i - open);
+            }
+            open = SIZE_MAX;
+            if (k == 2 && nt >= 0) {
+                if (fast_tok_room(ch, b, nt)) return CM_ERR_NOMEM;
+                ch->toks[b][nt].off = (uint32_t)i;
+                ch->toks[b][nt++].len = 1;
+            } else if (k == 3) {
+                nt = -1;
+            }
+        }
+        if (nt >= 0 && open != SIZE_MAX) {
+            if (fast_tok_room(ch, b, nt)) return CM_ERR_NOMEM;
+            ch->toks[b][nt].off = (uint32_t)open;
+            ch->toks[b][nt++].len = (uint32_t)(lim - open);
+        }
+        wn = lim;
+        while (wn && tb->space[(uint8_t)w[wn - 1]]) wn--;
         if (wn == 0) { line++; pos = next; continue; }
         if (w[0] == '.' && fast_special(w, first_word(w, wn))) break;
         line++;
-        if (ch->n_cards) {
-            const card *pc = &ch->cards[ch->n_cards - 1];
-            if ((st = fast_card(ch, ch->n_cards - 1, x->text + pc->off, (size_t)pc->len, tb))) return st;
-        }
+        if (ch->n_cards && (st = fast_last_card(x, ch, tb))) return st;
         if (ch->n_cards >= ch->max_lines) return CM_ERR_NOMEM;   /* cannot happen: a card per line at most */
         card *cd = &ch->cards[ch->n_cards++];
         cd->off = out - x->text;
@@ -1861,15 +1923,15 @@ static cm_status fast_lines(ctx *x, fchunk *ch, const char *text, size_t shift, 
         cd->line = line;
         out += wn;
         have_card = 1;
+        ch->n_toks[b] = wn >= UINT32_MAX ? -1 : nt;
+        ch->cur = b ^ 1;
+        ch->extended = 0;
         pos = next;
     }
     if (pos < end) ch->stop = pos;
     ch->lines = line;
     ch->out_end = (size_t)(out - x->text);
-    if (ch->n_cards) {
-        const card *pc = &ch->cards[ch->n_cards - 1];
-        if ((st = fast_card(ch, ch->n_cards - 1, x->text + pc->off, (size_t)pc->len, tb))) return st;
-    }
+    if (ch->n_cards && (st = fast_last_card(x, ch, tb))) return st;
     return fast_flush(ch);
 }
 
@@ -1987,7 +2049,7 @@ static cm_status fast_read_source(ctx *x, fast_state *f, const char *text, size_
         cm_status st = read_lines(x, text, len, file, 0, 1, NULL, &at);
         if (st) return st;
         if (at.pos >= len) return CM_OK;
-        size_t stop;
+        size_t stop = len;
         int32_t before = x->n_cards;
         if ((st = fast_round(x, f, text, len, file, at.pos, &at.line, &stop))) return st;
         if (stop >= len) return CM_OK;
@@ -2109,11 +2171,34 @@ static cm_status fast_reserve(ctx *x, int64_t n_dev, int64_t n_term, int64_t n_p
     return CM_OK;
 }
 
-/* Pass B: global ids in card order, device names, and every other top-level card. */
+/* Device names of the run's plain cards [i, seg->card_end) of chunk ch, in order; ids must
+ * come out as the device indices pass B gave them. A duplicate is an error (the reference
+ * words it). */
+static cm_status fast_names(ctx *x, const fchunk *ch, const fseg *seg, int32_t i) {
+    cm_strtab *t = &x->c->devnames;
+    if (t->n != seg->dev_base) return CM_ERR_NOMEM;   /* cannot happen */
+    for (int32_t j = i; j < seg->card_end && j < i + 16; j++)
+        if (ch->recs[j].use) cm_strtab_prefetch(t, ch->recs[j].name.hash);
+    for (; i < seg->card_end; i++) {
+        const frec *r = &ch->recs[i];
+        if (i + 16 < seg->card_end && ch->recs[i + 16].use) cm_strtab_prefetch(t, ch->recs[i + 16].name.hash);
+        if (!r->use) continue;
+        int inserted;
+        int32_t id = cm_strtab_intern_h(t, x->text + x->cards[ch->card_base + i].off + r->name.off, r->name.len,
+                                        r->name.hash, &inserted);
+        if (id < 0) return CM_ERR_NOMEM;
+        if (!inserted) return CM_ERR_PARSE;
+    }
+    return t->n == seg->dev_base + seg->n_dev ? CM_OK : CM_ERR_NOMEM;
+}
+
+/* Pass B: global ids in card order, device names, and every other top-level card. Device
+ * names of runs after the last card for instantiate() are left to fast_instantiate_top
+ * (f->defer_*), which inserts them while pass C runs. */
 static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
     cm_circuit *c = x->c;
     int64_t n_dev = 0, n_term = 0, n_param = 0, bytes = 0;
-    int32_t most_nets = 0;
+    int32_t most_nets = 0, last_other = -1;   /* the last card for instantiate() */
     for (int k = 0; k < f->n_ch; k++) {
         const fchunk *ch = &f->ch[k];
         for (int32_t s = 0; s < ch->n_segs; s++) {
@@ -2121,12 +2206,22 @@ static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
             n_term += ch->segs[s].n_term;
             n_param += ch->segs[s].n_param;
             bytes += ch->segs[s].name_bytes;
+            if (ch->segs[s].other > last_other) last_other = ch->segs[s].other;
         }
         if (ch->nets.n > most_nets) most_nets = ch->nets.n;
+    }
+    {   /* top-level cards outside the chunks, read by read_lines */
+        int k = 0;
+        for (int32_t t = 0; t < x->n_top; t++) {
+            int32_t g = x->top_cards[t];
+            while (k < f->n_ch && g >= f->ch[k].card_base + f->ch[k].n_cards) k++;
+            if ((k == f->n_ch || g < f->ch[k].card_base) && g > last_other) last_other = g;
+        }
     }
     if (fast_reserve(x, n_dev, n_term, n_param) || cm_strtab_reserve(&c->devnames, n_dev, (size_t)bytes) ||
         cm_strtab_reserve(&c->nets, most_nets, 0))
         return nomem(x);
+    f->defer_chunk = f->n_ch;
     cm_status st;
     int32_t t = 0;   /* next top-level card; those outside chunks go to instantiate() */
     for (int k = 0; k < f->n_ch; k++) {
@@ -2142,32 +2237,23 @@ static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
                 return nomem(x);
             net0 = seg->net_end;
             str0 = seg->str_end;
-            if (seg->n_dev) {
-                if ((int64_t)c->n_devices + seg->n_dev > INT32_MAX || c->n_terms + seg->n_term > INT32_MAX)
-                    return nomem(x);
-                int32_t id0 = c->devnames.n;
-                for (int32_t j = i; j < seg->card_end && j < i + 16; j++)
-                    if (ch->recs[j].use) cm_strtab_prefetch(&c->devnames, ch->recs[j].name.hash);
-                for (; i < seg->card_end; i++) {
-                    const frec *r = &ch->recs[i];
-                    if (i + 16 < seg->card_end && ch->recs[i + 16].use)
-                        cm_strtab_prefetch(&c->devnames, ch->recs[i + 16].name.hash);
-                    if (!r->use) continue;
-                    int inserted;
-                    int32_t id = cm_strtab_intern_h(&c->devnames, x->text + x->cards[ch->card_base + i].off + r->name.off,
-                                                    r->name.len, r->name.hash, &inserted);
-                    if (id < 0) return nomem(x);
-                    if (!inserted)   /* the reference words the error */
-                        return fail_at(x, &x->cards[ch->card_base + i], CM_ERR_PARSE, "duplicate device name");
-                }
-                if (id0 != c->n_devices || c->devnames.n - id0 != seg->n_dev) return nomem(x);   /* cannot happen */
-                seg->dev_base = c->n_devices;
-                seg->term_base = c->n_terms;
-                seg->param_base = c->n_params;
-                c->n_devices += seg->n_dev;
-                c->n_terms += seg->n_term;
-                c->n_params += seg->n_param;
+            if ((int64_t)c->n_devices + seg->n_dev > INT32_MAX || c->n_terms + seg->n_term > INT32_MAX) return nomem(x);
+            seg->dev_base = c->n_devices;
+            seg->term_base = c->n_terms;
+            seg->param_base = c->n_params;
+            if (f->defer_chunk == f->n_ch && ch->card_base + i > last_other) {
+                f->defer_chunk = k;   /* no instantiate() from here on */
+                f->defer_seg = sg;
+                f->defer_card = i;
             }
+            if (seg->n_dev && f->defer_chunk == f->n_ch) {
+                if ((st = fast_names(x, ch, seg, i)) == CM_ERR_PARSE)
+                    return fail_at(x, NULL, st, "duplicate device name");   /* the reference words it */
+                if (st) return nomem(x);
+            }
+            c->n_devices += seg->n_dev;
+            c->n_terms += seg->n_term;
+            c->n_params += seg->n_param;
             i = seg->card_end;
             if (seg->other >= 0) {
                 if ((st = instantiate(x, &x->cards[seg->other], top))) return st;
@@ -2177,6 +2263,21 @@ static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
     }
     for (; t < x->n_top; t++)
         if ((st = instantiate(x, &x->cards[x->top_cards[t]], top))) return st;
+    return CM_OK;
+}
+
+/* The device names pass B left: runs from f->defer_* on. */
+static cm_status fast_deferred_names(ctx *x, const fast_state *f) {
+    for (int k = f->defer_chunk; k < f->n_ch; k++) {
+        const fchunk *ch = &f->ch[k];
+        int32_t i = k == f->defer_chunk ? f->defer_card : 0;
+        for (int32_t sg = k == f->defer_chunk ? f->defer_seg : 0; sg < ch->n_segs; sg++) {
+            const fseg *seg = &ch->segs[sg];
+            cm_status st = seg->n_dev ? fast_names(x, ch, seg, i) : CM_OK;
+            if (st) return st;
+            i = seg->card_end + (seg->other >= 0);
+        }
+    }
     return CM_OK;
 }
 
@@ -2231,8 +2332,17 @@ static cm_status fast_instantiate_top(ctx *x, fast_state *f, const scope *top) {
     for (int k = 0; k < K; k++)
         if (f->ch[k].st) return nomem(x);
     if ((st = fast_pass_b(x, f, top))) return st;
-    #pragma omp parallel for schedule(static, 1) if (K > 1)
-    for (int k = 0; k < K; k++) fast_pass_c(x, &f->ch[k]);
+    /* One thread inserts the last device names while the others write the devices. */
+    cm_status names = CM_OK;
+    #pragma omp parallel if (K > 1)
+    {
+        #pragma omp single nowait
+        names = fast_deferred_names(x, f);
+        #pragma omp for schedule(dynamic, 1) nowait
+        for (int k = 0; k < K; k++) fast_pass_c(x, &f->ch[k]);
+    }
+    if (names == CM_ERR_PARSE) return fail_at(x, NULL, names, "duplicate device name");   /* the reference words it */
+    if (names || x->c->devnames.n != x->c->n_devices) return nomem(x);
     return CM_OK;
 }
 

@@ -1,15 +1,15 @@
 /* gemm.c: cache-blocked, register-tiled matrix product, OpenMP over output blocks (see
  * gemm.h for the contract, the determinism it keeps and where its memory comes from).
  *
- * Loop nest (one per thread, over its share of columns or rows), for each NC-wide block of
- * columns and each KC-long block of k, in order:
- *     pack op(B)[kc, nc] into NR-wide panels Bp (the thread's own copy: no barriers)
- *     for each MR-row panel of C:
- *         op(A) panel: read in place when its rows are contiguous in k, else packed [kc][MR]
- *         for each NR panel: micro-kernel, MR x NR accumulators in registers over kc
- * The op(A) panel (MR x KC floats, 12 KB) stays in L1 across the whole row of tiles; the
- * packed B block (at most KC x NC floats, 1 MB) lives in L2/L3 and is streamed per tile.
- * Sizes: M, N, K as in gemm.h; MR x NR the register tile; KC, NC the cache blocks. */
+ * Each thread owns a block of whole MR rows (or NR columns) of C and runs, for each NC-wide
+ * block of columns and each KC-long block of k, in order:
+ *     op(B) block: NR-wide panels packed by the thread itself (no barriers), or read in place
+ *     for each MC-row block: op(A) read in place, or packed into MR-row panels [kc][MR]
+ *         for each MR-row panel, for each NR panel: the micro-kernel, MR x NR accumulators in
+ *         registers over kc, then one update of the C tile
+ * The op(A) panel (MR x KC floats, 12-24 KB) stays in L1 across a row of tiles; the op(B) block
+ * (at most KC x NC floats) lives in L2 and is streamed once per row panel.
+ * Sizes: M, N, K as in gemm.h; MR x NR the register tile; KC, NC, MC the cache blocks. */
 #include "gemm.h"
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +22,14 @@
 #include <immintrin.h>
 #endif
 
-enum { KC = 256, NC = 1024, MR_MAX = 12, NR_MAX = 32 };
+/* k block: 512 when op(B) is packed (K = 512 then runs in one pass), 256 when op(B) is read in
+ * place (its panel then stays nearer); NC: column block; MR_MAX, NR_MAX: the largest tile */
+enum { KC_PACKED = 512, KC_IN_PLACE = 256, KC_MAX = 512, NC = 1024, MR_MAX = 12, NR_MAX = 32 };   /* MC below */
 /* below this many multiply-adds a call runs on the calling thread: waking the team costs more */
 #define GEMM_SERIAL_MACS 300000.0
 
-typedef void (*ukernel_fn)(int64_t kc, const real *a, int64_t a_rs, int64_t a_cs, const real *b, real *c, int64_t ldc,
-                           int add_c, const real *bias);
+typedef void (*ukernel_fn)(int64_t kc, const real *a, int64_t a_rs, int64_t a_cs, const real *b, int64_t b_rs, real *c,
+                           int64_t ldc, int add_c, const real *bias);
 typedef struct {
     gemm_isa isa;
     int mr, nr;
@@ -48,20 +50,21 @@ void gemm_ref(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, c
 }
 
 /* ------------------------------------------------------------------ micro-kernels
- * Each computes acc[MR][NR] = sum_k opA(i,k) * Bp[k][j] over kc, with opA(i,k) at
- * a[i*a_rs + k*a_cs] and Bp packed [kc][NR], then writes the full MR x NR tile:
+ * Each computes acc[MR][NR] = sum_k opA(i,k) * opB(k,j) over kc, with opA(i,k) at
+ * a[i*a_rs + k*a_cs] and opB(k,j) at b[k*b_rs + j] (a packed panel: b_rs = NR), then writes the
+ * full MR x NR tile:
  *     v = acc (+ bias[j]);  c = add_c ? c + v : v
  * in exactly the order the edge-tile merge (merge_tile) uses, so edge and interior tiles round
  * alike. */
 
 enum { P_MR = 4, P_NR = 8 };
 
-static void kernel_portable(int64_t kc, const real *a, int64_t a_rs, int64_t a_cs, const real *b, real *c, int64_t ldc,
-                            int add_c, const real *bias) {
+static void kernel_portable(int64_t kc, const real *a, int64_t a_rs, int64_t a_cs, const real *b, int64_t b_rs, real *c,
+                            int64_t ldc, int add_c, const real *bias) {
     real acc[P_MR][P_NR];
     memset(acc, 0, sizeof acc);
     for (int64_t k = 0; k < kc; k++) {
-        const real *bk = b + k * P_NR;
+        const real *bk = b + k * b_rs;
         for (int i = 0; i < P_MR; i++) {
             real ai = a[i * a_rs + k * a_cs];
             for (int j = 0; j < P_NR; j++) acc[i][j] += ai * bk[j];
@@ -80,15 +83,15 @@ static void kernel_portable(int64_t kc, const real *a, int64_t a_rs, int64_t a_c
 enum { Z_MR = 12, Z_NR = 32 };
 
 __attribute__((target("avx512f"))) static void kernel_avx512(int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
-                                                             const float *b, float *c, int64_t ldc, int add_c,
-                                                             const float *bias) {
+                                                             const float *b, int64_t b_rs, float *c, int64_t ldc,
+                                                             int add_c, const float *bias) {
     __m512 c0[Z_MR], c1[Z_MR];
 #pragma GCC unroll 12
     for (int i = 0; i < Z_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
     if (a_cs == 1) {
         /* op(A) read in place: 12 rows, each contiguous in k */
         for (int64_t k = 0; k < kc; k++) {
-            __m512 b0 = _mm512_loadu_ps(b + k * Z_NR), b1 = _mm512_loadu_ps(b + k * Z_NR + 16);
+            __m512 b0 = _mm512_loadu_ps(b + k * b_rs), b1 = _mm512_loadu_ps(b + k * b_rs + 16);
 #pragma GCC unroll 12
             for (int i = 0; i < Z_MR; i++) {
                 __m512 ai = _mm512_set1_ps(a[i * a_rs + k]);
@@ -97,10 +100,10 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int64_t kc, const f
             }
         }
     } else {
-        /* packed op(A): [kc][12] */
+        /* op(A) contiguous along m (a_rs == 1): a packed panel [kc][12], or dout^T in place */
         for (int64_t k = 0; k < kc; k++) {
-            __m512 b0 = _mm512_loadu_ps(b + k * Z_NR), b1 = _mm512_loadu_ps(b + k * Z_NR + 16);
-            const float *ak = a + k * Z_MR;
+            __m512 b0 = _mm512_loadu_ps(b + k * b_rs), b1 = _mm512_loadu_ps(b + k * b_rs + 16);
+            const float *ak = a + k * a_cs;
 #pragma GCC unroll 12
             for (int i = 0; i < Z_MR; i++) {
                 __m512 ai = _mm512_set1_ps(ak[i]);
@@ -126,13 +129,13 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int64_t kc, const f
 enum { Y_MR = 6, Y_NR = 16 };
 
 __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
-                                                            const float *b, float *c, int64_t ldc, int add_c,
-                                                            const float *bias) {
+                                                            const float *b, int64_t b_rs, float *c, int64_t ldc,
+                                                            int add_c, const float *bias) {
     __m256 c0[Y_MR], c1[Y_MR];
 #pragma GCC unroll 6
     for (int i = 0; i < Y_MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(b + k * Y_NR), b1 = _mm256_loadu_ps(b + k * Y_NR + 8);
+        __m256 b0 = _mm256_loadu_ps(b + k * b_rs), b1 = _mm256_loadu_ps(b + k * b_rs + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < Y_MR; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i * a_rs + k * a_cs);
@@ -228,20 +231,20 @@ void gemm_release(void) {
 
 /* ------------------------------------------------------------------ packing */
 
-/* Bp[panel][k][NR] <- op(B)[k0 + k, n0 + panel*NR + j], zero past column N. */
-static void pack_b_panel(real *bp, const real *B, int64_t b_rs, int64_t b_cs, int64_t k0, int64_t kc, int64_t n0,
+/* bp[k][NR] <- op(B)[k0 + k, c0 + j], zero past the nr_valid columns that exist. */
+static void pack_b_panel(real *bp, const real *B, int64_t b_rs, int64_t b_cs, int64_t k0, int64_t kc, int64_t c0,
                          int nr_valid, int NR) {
     if (b_cs == 1) {
         for (int64_t k = 0; k < kc; k++) {
-            const real *src = B + (k0 + k) * b_rs + n0;
+            const real *src = B + (k0 + k) * b_rs + c0;
             real *dst = bp + k * NR;
-            memcpy(dst, src, sizeof(real) * (size_t)nr_valid);
+            for (int j = 0; j < nr_valid; j++) dst[j] = src[j];
             for (int j = nr_valid; j < NR; j++) dst[j] = 0;
         }
     } else {
         /* op(B) = W^T: each column of the panel is a row of W, contiguous in k */
         for (int j = 0; j < nr_valid; j++) {
-            const real *src = B + k0 * b_rs + (n0 + j) * b_cs;
+            const real *src = B + k0 * b_rs + (c0 + j) * b_cs;
             for (int64_t k = 0; k < kc; k++) bp[k * NR + j] = src[k * b_rs];
         }
         for (int j = nr_valid; j < NR; j++)
@@ -249,23 +252,33 @@ static void pack_b_panel(real *bp, const real *B, int64_t b_rs, int64_t b_cs, in
     }
 }
 
-/* ap[k][MR] <- op(A)[m0 + i, k0 + k], zero past row M. */
-static void pack_a_panel(real *ap, const real *A, int64_t a_rs, int64_t a_cs, int64_t m0, int mr_valid, int64_t k0,
+/* ap[panel][k][MR] <- op(A)[m0 + panel*MR + i, k0 + k] for the mc rows from m0, zero past them.
+ * With op(A) contiguous along m (a_rs == 1: the dweight product) each k reads one run of mc
+ * values, whole cache lines, and deals them out to the panels. */
+static void pack_a_block(real *ap, const real *A, int64_t a_rs, int64_t a_cs, int64_t m0, int64_t mc, int64_t k0,
                          int64_t kc, int MR) {
+    const int64_t panels = (mc + MR - 1) / MR;
     if (a_rs == 1) {
         for (int64_t k = 0; k < kc; k++) {
             const real *src = A + m0 + (k0 + k) * a_cs;
-            real *dst = ap + k * MR;
-            memcpy(dst, src, sizeof(real) * (size_t)mr_valid);
-            for (int i = mr_valid; i < MR; i++) dst[i] = 0;
+            for (int64_t p = 0; p < panels; p++) {
+                real *dst = ap + p * MR * kc + k * MR;
+                const int valid = (int)(mc - p * MR < MR ? mc - p * MR : MR);
+                for (int i = 0; i < valid; i++) dst[i] = src[p * MR + i];
+                for (int i = valid; i < MR; i++) dst[i] = 0;
+            }
         }
     } else {
-        for (int i = 0; i < mr_valid; i++) {
-            const real *src = A + (m0 + i) * a_rs + k0 * a_cs;
-            for (int64_t k = 0; k < kc; k++) ap[k * MR + i] = src[k * a_cs];
+        for (int64_t p = 0; p < panels; p++) {
+            real *dst = ap + p * MR * kc;
+            const int valid = (int)(mc - p * MR < MR ? mc - p * MR : MR);
+            for (int i = 0; i < valid; i++) {
+                const real *src = A + (m0 + p * MR + i) * a_rs + k0 * a_cs;
+                for (int64_t k = 0; k < kc; k++) dst[k * MR + i] = src[k * a_cs];
+            }
+            for (int i = valid; i < MR; i++)
+                for (int64_t k = 0; k < kc; k++) dst[k * MR + i] = 0;
         }
-        for (int i = mr_valid; i < MR; i++)
-            for (int64_t k = 0; k < kc; k++) ap[k * MR + i] = 0;
     }
 }
 
@@ -281,49 +294,71 @@ static void merge_tile(real *c, int64_t ldc, const real *t, int NR, int mr, int 
 
 /* ------------------------------------------------------------------ driver */
 
-/* C[rows m_lo..m_hi, cols n_lo..n_hi] of the product, on the calling thread, packing op(B)
- * blocks into its own bp[KC * NC]. */
-static void gemm_block(const kernel_desc *kd, real *bp, real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs,
-                       const real *B, int64_t b_rs, int64_t b_cs, const real *bias, int64_t m_lo, int64_t m_hi,
-                       int64_t n_lo, int64_t n_hi, int64_t K, int accumulate) {
+enum { MC = 96 };   /* rows of op(A) packed at a time (a multiple of every MR) */
+
+typedef struct {
+    const real *A, *B, *bias;
+    int64_t a_rs, a_cs, b_rs, b_cs, ldc, K;
+    real *C;
+    int64_t kc_block;
+    int accumulate, a_in_place, b_in_place;
+} gemm_args;
+
+/* C[m_lo..m_hi, n_lo..n_hi] on the calling thread, with its own packing buffers bp[KC * NC]
+ * and ap[MC * KC] (KC = g->kc_block). */
+static void gemm_block(const kernel_desc *kd, const gemm_args *g, real *bp, real *ap, int64_t m_lo, int64_t m_hi,
+                       int64_t n_lo, int64_t n_hi) {
     const int MR = kd->mr, NR = kd->nr;
-    /* per-thread scratch: a packed op(A) panel and an edge tile (small: on the stack) */
-    real ap[MR_MAX * KC] __attribute__((aligned(64)));
+    const int64_t K = g->K, ldc = g->ldc, KC = g->kc_block;
     real tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
     for (int64_t n0 = n_lo; n0 < n_hi; n0 += NC) {
         const int64_t nc = n_hi - n0 < NC ? n_hi - n0 : NC;
         const int64_t n_panels = (nc + NR - 1) / NR;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;
-            const int add_c = accumulate || k0 > 0;
-            const real *bias_here = k0 == 0 && bias ? bias + n0 : NULL;
+            const int add_c = g->accumulate || k0 > 0;
+            const real *bias_here = k0 == 0 && g->bias ? g->bias + n0 : NULL;
+            /* op(B) block: read in place (full panels of a row-contiguous B) or packed */
             for (int64_t p = 0; p < n_panels; p++) {
                 const int64_t c0 = n0 + p * NR;
-                pack_b_panel(bp + p * NR * kc, B, b_rs, b_cs, k0, kc, c0, (int)(n_hi - c0 < NR ? n_hi - c0 : NR), NR);
+                const int valid = (int)(n_hi - c0 < NR ? n_hi - c0 : NR);
+                if (!g->b_in_place || valid < NR)
+                    pack_b_panel(bp + p * NR * kc, g->B, g->b_rs, g->b_cs, k0, kc, c0, valid, NR);
             }
-            for (int64_t m0 = m_lo; m0 < m_hi; m0 += MR) {
-                const int mr = (int)(m_hi - m0 < MR ? m_hi - m0 : MR);
-                const real *a;
-                int64_t ars, acs;
-                if (a_cs == 1 && mr == MR) {   /* rows contiguous in k: read in place */
-                    a = A + m0 * a_rs + k0;
-                    ars = a_rs;
-                    acs = 1;
-                } else {
-                    pack_a_panel(ap, A, a_rs, a_cs, m0, mr, k0, kc, MR);
-                    a = ap;
-                    ars = 1;
-                    acs = MR;
-                }
-                real *crow = C + m0 * ldc + n0;
-                for (int64_t p = 0; p < n_panels; p++) {
-                    const int nr = (int)(nc - p * NR < NR ? nc - p * NR : NR);
-                    const real *bias_p = bias_here ? bias_here + p * NR : NULL;
-                    if (mr == MR && nr == NR) {
-                        kd->kernel(kc, a, ars, acs, bp + p * NR * kc, crow + p * NR, ldc, add_c, bias_p);
+            for (int64_t mc0 = m_lo; mc0 < m_hi; mc0 += MC) {
+                const int64_t mc = m_hi - mc0 < MC ? m_hi - mc0 : MC;
+                const int a_in_place = g->a_cs == 1 || g->a_in_place;
+                if (!a_in_place) pack_a_block(ap, g->A, g->a_rs, g->a_cs, mc0, mc, k0, kc, MR);
+                for (int64_t m0 = mc0; m0 < mc0 + mc; m0 += MR) {
+                    const int mr = (int)(mc0 + mc - m0 < MR ? mc0 + mc - m0 : MR);
+                    const real *a;
+                    int64_t ars, acs;
+                    if (a_in_place && mr == MR) {   /* in place: rows contiguous in k, or columns in m */
+                        a = g->A + m0 * g->a_rs + k0 * g->a_cs;
+                        ars = g->a_rs;
+                        acs = g->a_cs;
                     } else {
-                        kd->kernel(kc, a, ars, acs, bp + p * NR * kc, tile, NR, 0, NULL);
-                        merge_tile(crow + p * NR, ldc, tile, NR, mr, nr, add_c, bias_p);
+                        if (a_in_place) pack_a_block(ap, g->A, g->a_rs, g->a_cs, m0, mr, k0, kc, MR);
+                        a = a_in_place ? ap : ap + (m0 - mc0) / MR * MR * kc;
+                        ars = 1;
+                        acs = MR;
+                    }
+                    real *crow = g->C + m0 * ldc + n0;
+                    for (int64_t p = 0; p < n_panels; p++) {
+                        const int nr = (int)(nc - p * NR < NR ? nc - p * NR : NR);
+                        const real *bias_p = bias_here ? bias_here + p * NR : NULL;
+                        const real *b = bp + p * NR * kc;
+                        int64_t brs = NR;
+                        if (g->b_in_place && nr == NR) {
+                            b = g->B + k0 * g->b_rs + n0 + p * NR;
+                            brs = g->b_rs;
+                        }
+                        if (mr == MR && nr == NR) {
+                            kd->kernel(kc, a, ars, acs, b, brs, crow + p * NR, ldc, add_c, bias_p);
+                        } else {
+                            kd->kernel(kc, a, ars, acs, b, brs, tile, NR, 0, NULL);
+                            merge_tile(crow + p * NR, ldc, tile, NR, mr, nr, add_c, bias_p);
+                        }
                     }
                 }
             }
@@ -349,19 +384,32 @@ void gemm(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, const
 #ifdef _OPENMP
     if (!serial) threads = omp_get_max_threads();
 #endif
-    /* each thread packs its own op(B) blocks: no barrier inside the product, which matters on
-     * a shared machine where a descheduled thread would stall the others at every barrier */
-    const int64_t ncmax = N < NC ? N : NC;
-    const size_t per_thread = (size_t)((ncmax + NR - 1) / NR * NR) * (size_t)(K < KC ? K : KC);
+    /* each thread packs its own blocks: no barrier inside the product, which matters on a
+     * shared machine where a descheduled thread would stall the others at every barrier */
+    gemm_args g = {A, B, bias, a_rs, a_cs, b_rs, b_cs, ldc, K, C, 0, accumulate, 0, 0};
+    /* In the weight gradient op(A) = dout^T and op(B) = inp are tall (K = rows of the batch) and
+     * reused by few tiles: copying them into panels would cost about as much as the product, so
+     * they are read in place (op(A) along m, op(B) along n: both contiguous). Elsewhere op(B)
+     * is the weight, small and reused by every row panel: packed. op(A) rows contiguous in k
+     * are always read in place. */
+    g.a_in_place = a_rs == 1;
+    g.b_in_place = b_cs == 1 && M < 2048;
+    /* the k blocking fixes the summation order: it depends on the shapes only, never on threads */
+    g.kc_block = g.b_in_place ? KC_IN_PLACE : KC_PACKED;
+    const int64_t ncmax = N < NC ? N : NC, kcmax = K < g.kc_block ? K : g.kc_block;
+    const size_t bp_size = (size_t)((ncmax + NR - 1) / NR * NR * kcmax), ap_size = (size_t)(MC * kcmax);
+    const size_t per_thread = (bp_size + ap_size + 15) / 16 * 16;
     real *ws = workspace(per_thread * (size_t)threads);
     if (!ws) {
         gemm_ref(C, ldc, A, a_rs, a_cs, B, b_rs, b_cs, bias, M, N, K, accumulate);
         return;
     }
     const int64_t m_panels = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
-    /* threads split the columns (each then packs only its share of op(B)) when there are
-     * enough NR panels to share evenly, else the rows (each packing all of op(B)) */
-    const int by_cols = n_panels % threads == 0 || n_panels >= 4 * threads || n_panels > m_panels;
+    /* split the larger of op(A) and op(B) between threads (each thread reads all of the
+     * other), in whole panels; the other way when there are too few panels to share */
+    int by_rows = M >= N;
+    if (by_rows && m_panels < threads && n_panels >= threads) by_rows = 0;
+    if (!by_rows && n_panels < threads && m_panels >= threads) by_rows = 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int t = 0, T = 1;
@@ -369,16 +417,14 @@ void gemm(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, const
         t = omp_get_thread_num();
         T = omp_get_num_threads();
 #endif
-        const int64_t parts = by_cols ? n_panels : m_panels;
+        const int64_t parts = by_rows ? m_panels : n_panels;
         const int64_t lo = parts * t / T, hi = parts * (t + 1) / T;
-        real *bp = ws + per_thread * (size_t)t;
+        real *bp = ws + per_thread * (size_t)t, *ap = bp + bp_size;
         if (lo < hi) {
-            if (by_cols)
-                gemm_block(kd, bp, C, ldc, A, a_rs, a_cs, B, b_rs, b_cs, bias, 0, M, lo * NR, hi * NR < N ? hi * NR : N, K,
-                           accumulate);
+            if (by_rows)
+                gemm_block(kd, &g, bp, ap, lo * MR, hi * MR < M ? hi * MR : M, 0, N);
             else
-                gemm_block(kd, bp, C, ldc, A, a_rs, a_cs, B, b_rs, b_cs, bias, lo * MR, hi * MR < M ? hi * MR : M, 0, N, K,
-                           accumulate);
+                gemm_block(kd, &g, bp, ap, 0, M, lo * NR, hi * NR < N ? hi * NR : N);
         }
     }
 }

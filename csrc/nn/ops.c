@@ -87,15 +87,16 @@ void linear_backward_ref(real *dinp, real *dweight, real *dbias, const real *dou
 
 /* ---------------------------------------------------------------- vector paths
  * Elementwise kernels are written as plain loops over an always-inline body and compiled three
- * times: for AVX-512, for AVX2 and for the build's baseline; CM_DISPATCH picks one by the CPU
- * (the same choice as gemm's, gemm_set_isa moves both). The build is ISO C, so the compiler
- * never fuses a multiply and an add (-ffp-contract=off): every path rounds alike and their
- * results are bitwise identical; they differ only in speed. */
+ * times: for AVX-512, for AVX2 (both with FMA, and allowed to contract a * b + c into one FMA,
+ * which halves the polynomials' cost) and for the build's baseline (ISO C: no contraction).
+ * CM_DISPATCH picks one by the CPU, as gemm does (gemm_set_isa moves both). Any one path gives
+ * the same bits for any thread count; the paths agree with each other to float rounding. */
 #if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && defined(__x86_64__)
 #define CM_INLINE static inline __attribute__((always_inline))
 #define CM_DISPATCH(name, body, params, args)                                                                 \
-    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) static void name##_avx512 params { body args; } \
-    __attribute__((target("avx2"))) static void name##_avx2 params { body args; }                             \
+    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"), optimize("fp-contract=fast"))) static void  \
+        name##_avx512 params { body args; }                                                                  \
+    __attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) static void name##_avx2 params { body args; } \
     static void name##_base params { body args; }                                                            \
     static void name params {                                                                                \
         gemm_isa isa = gemm_get_isa();                                                                       \
@@ -161,11 +162,23 @@ CM_INLINE float cm_gelu_cdf(float x, float *phi_out) {
     return x < 0 ? half_erfc : 1.0f - half_erfc;
 }
 
+/* Blocks of GELU_ILP elements: the constant inner trip count becomes several vectors whose long
+ * polynomial chains the compiler interleaves (one vector at a time is latency-bound). */
+#define GELU_ILP 64
 CM_INLINE void gelu_fwd_body(real *out, const real *inp, int64_t n) {
-    for (int64_t i = 0; i < n; i++) out[i] = inp[i] * cm_gelu_cdf(inp[i], NULL);
+    int64_t i = 0;
+    for (; i + GELU_ILP <= n; i += GELU_ILP)
+        for (int j = 0; j < GELU_ILP; j++) out[i + j] = inp[i + j] * cm_gelu_cdf(inp[i + j], NULL);
+    for (; i < n; i++) out[i] = inp[i] * cm_gelu_cdf(inp[i], NULL);
 }
 CM_INLINE void gelu_bwd_body(real *dinp, const real *dout, const real *inp, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i = 0;
+    for (; i + GELU_ILP <= n; i += GELU_ILP)
+        for (int j = 0; j < GELU_ILP; j++) {
+            float phi, cdf = cm_gelu_cdf(inp[i + j], &phi);
+            dinp[i + j] += dout[i + j] * (cdf + inp[i + j] * phi);
+        }
+    for (; i < n; i++) {
         float phi, cdf = cm_gelu_cdf(inp[i], &phi);
         dinp[i] += dout[i] * (cdf + inp[i] * phi);
     }
@@ -197,17 +210,18 @@ void gelu_backward(real *dinp, const real *dout, const real *inp, int64_t n) {
         gelu_bwd_chunk(dinp + i, dout + i, inp + i, n - i < EW_CHUNK ? n - i : EW_CHUNK);
 }
 
+/* Phi(x) = erfc(-x / sqrt 2) / 2 in double: unlike (1 + erf) / 2, accurate in the far tail */
 void gelu_forward_ref(real *out, const real *inp, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         double x = inp[i];
-        out[i] = (real)(0.5 * x * (1.0 + erf(x * INV_SQRT2)));
+        out[i] = (real)(0.5 * x * erfc(-x * INV_SQRT2));
     }
 }
 
 void gelu_backward_ref(real *dinp, const real *dout, const real *inp, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         double x = inp[i];
-        double cdf = 0.5 * (1.0 + erf(x * INV_SQRT2)), pdf = INV_SQRT2PI * exp(-0.5 * x * x);
+        double cdf = 0.5 * erfc(-x * INV_SQRT2), pdf = INV_SQRT2PI * exp(-0.5 * x * x);
         dinp[i] += (real)(dout[i] * (cdf + x * pdf));
     }
 }
@@ -382,7 +396,7 @@ void batchnorm_backward_ref(real *dinp, real *dgamma, real *dbeta, const real *d
     for (int c = 0; c < C; c++) {
         double sd = 0, sdx = 0;
         for (int64_t b = 0; b < B; b++) {
-            double g = dout[b * C + c], xh = (inp[b * C + c] - mean[c]) * rstd[c];
+            double g = dout[b * C + c], xh = ((double)inp[b * C + c] - mean[c]) * rstd[c];
             sd += g;
             sdx += g * xh;
         }
@@ -390,7 +404,7 @@ void batchnorm_backward_ref(real *dinp, real *dgamma, real *dbeta, const real *d
         dbeta[c] += (real)sd;
         double md = sd / (double)B, mdx = sdx / (double)B, k = (double)rstd[c] * gamma[c];
         for (int64_t b = 0; b < B; b++) {
-            double xh = (inp[b * C + c] - mean[c]) * rstd[c];
+            double xh = ((double)inp[b * C + c] - mean[c]) * rstd[c];
             dinp[b * C + c] += (real)(k * (dout[b * C + c] - md - xh * mdx));
         }
     }
@@ -461,48 +475,71 @@ void dropout_forward_ref(real *out, uint8_t *mask, const real *inp, int64_t n, r
 }
 
 /* ---------------------------------------------------------------- GELU + dropout, fused
- * The MLP's middle, one pass each way instead of two (and no GELU output kept: backward needs
- * only the GELU input and the mask). Same values as the two ops in sequence. */
+ * The MLP's middle in one pass that also keeps its local derivative, so backward is a single
+ * multiply (and needs neither the GELU input nor the mask). Blocks go through the stack: the
+ * derivative may overwrite the input in place, and local arrays keep the loops vectorisable. */
 
-CM_INLINE void gelu_dropout_fwd_body(real *out, uint8_t *mask, const real *inp, int64_t i0, int64_t n, uint64_t thr,
-                                     real scale, uint64_t seed) {
-    gelu_fwd_body(out, inp, n);
-    dropout_fwd_body(out, mask, out, i0, n, thr, scale, seed);
+#ifdef CM_REAL_IS_FLOAT
+CM_INLINE real gelu_cdf_pdf(real x, real *pdf) { return cm_gelu_cdf(x, pdf); }
+#else
+CM_INLINE real gelu_cdf_pdf(real x, real *pdf) {
+    *pdf = INV_SQRT2PI * exp(-0.5 * x * x);
+    return 0.5 * erfc(-x * INV_SQRT2);
 }
-CM_DISPATCH(gelu_dropout_fwd_chunk, gelu_dropout_fwd_body, (real *out, uint8_t *mask, const real *inp, int64_t i0, int64_t n, uint64_t thr,
-                                     real scale, uint64_t seed),
-            (out, mask, inp, i0, n, thr, scale, seed))
+#endif
 
-void gelu_dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed) {
+#define GD_BLOCK 256
+CM_INLINE void gelu_dropout_fwd_body(real *out, real *deriv, uint8_t *mask, const real *inp, int64_t i0, int64_t n,
+                                     int dropout, uint64_t thr, real scale, uint64_t seed) {
+    real x[GD_BLOCK], o[GD_BLOCK], d[GD_BLOCK];
+    uint8_t keep[GD_BLOCK];
+    for (int64_t b = 0; b < n; b += GD_BLOCK) {
+        const int w = (int)(n - b < GD_BLOCK ? n - b : GD_BLOCK);
+        for (int j = 0; j < w; j++) x[j] = inp[b + j];
+        for (int j = 0; j < w; j++) {
+            real pdf, cdf = gelu_cdf_pdf(x[j], &pdf);
+            o[j] = x[j] * cdf;
+            d[j] = cdf + x[j] * pdf;
+        }
+        if (dropout) {
+            for (int j = 0; j < w; j++)
+                keep[j] = (mix64_inline(seed ^ mix64_inline((uint64_t)(i0 + b + j))) >> 11) >= thr;
+            for (int j = 0; j < w; j++) {
+                o[j] = keep[j] ? o[j] * scale : (real)0;
+                d[j] = keep[j] ? d[j] * scale : (real)0;
+            }
+            if (mask)
+                for (int j = 0; j < w; j++) mask[b + j] = keep[j];
+        }
+        for (int j = 0; j < w; j++) out[b + j] = o[j];
+        for (int j = 0; j < w; j++) deriv[b + j] = d[j];
+    }
+}
+CM_DISPATCH(gelu_dropout_fwd_chunk, gelu_dropout_fwd_body,
+            (real *out, real *deriv, uint8_t *mask, const real *inp, int64_t i0, int64_t n, int dropout, uint64_t thr,
+             real scale, uint64_t seed),
+            (out, deriv, mask, inp, i0, n, dropout, thr, scale, seed))
+
+void gelu_dropout_forward(real *out, real *deriv, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed) {
     real scale = p < 1 ? (real)1 / ((real)1 - p) : (real)0;
     uint64_t thr = dropout_threshold(p);
+    const int dropout = p > 0;
+    if (mask && !dropout) memset(mask, 1, (size_t)n);
 #pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i += EW_CHUNK)
-        gelu_dropout_fwd_chunk(out + i, mask + i, inp + i, i, n - i < EW_CHUNK ? n - i : EW_CHUNK, thr, scale, seed);
+        gelu_dropout_fwd_chunk(out + i, deriv + i, mask ? mask + i : NULL, inp + i, i, n - i < EW_CHUNK ? n - i : EW_CHUNK,
+                               dropout, thr, scale, seed);
 }
 
-CM_INLINE void gelu_dropout_bwd_body(real *dinp, const real *dout, const real *inp, const uint8_t *mask, int64_t n,
-                                     real scale, real *tmp) {
-    /* tmp = dropout_backward(dout), then dinp += gelu'(inp) * tmp, blockwise through the stack */
-    for (int64_t i = 0; i < n; i++) tmp[i] = mask[i] ? dout[i] * scale : (real)0;
-    gelu_bwd_body(dinp, tmp, inp, n);
+CM_INLINE void mul_acc_body(real *dinp, const real *dout, const real *deriv, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dinp[i] += dout[i] * deriv[i];
 }
-#define GD_BLOCK 1024
-CM_INLINE void gelu_dropout_bwd_chunk_body(real *dinp, const real *dout, const real *inp, const uint8_t *mask,
-                                           int64_t n, real scale) {
-    real tmp[GD_BLOCK];
-    for (int64_t i = 0; i < n; i += GD_BLOCK)
-        gelu_dropout_bwd_body(dinp + i, dout + i, inp + i, mask + i, n - i < GD_BLOCK ? n - i : GD_BLOCK, scale, tmp);
-}
-CM_DISPATCH(gelu_dropout_bwd_chunk, gelu_dropout_bwd_chunk_body, (real *dinp, const real *dout, const real *inp, const uint8_t *mask, int64_t n,
-                                     real scale),
-            (dinp, dout, inp, mask, n, scale))
+CM_DISPATCH(mul_acc_chunk, mul_acc_body, (real *dinp, const real *dout, const real *deriv, int64_t n),
+            (dinp, dout, deriv, n))
 
-void gelu_dropout_backward(real *dinp, const real *dout, const real *inp, const uint8_t *mask, int64_t n, real p) {
-    real scale = p < 1 ? (real)1 / ((real)1 - p) : (real)0;
+void gelu_dropout_backward(real *dinp, const real *dout, const real *deriv, int64_t n) {
 #pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i += EW_CHUNK)
-        gelu_dropout_bwd_chunk(dinp + i, dout + i, inp + i, mask + i, n - i < EW_CHUNK ? n - i : EW_CHUNK, scale);
+    for (int64_t i = 0; i < n; i += EW_CHUNK) mul_acc_chunk(dinp + i, dout + i, deriv + i, n - i < EW_CHUNK ? n - i : EW_CHUNK);
 }
 
 /* ---------------------------------------------------------------- message passing */
@@ -577,27 +614,154 @@ void gin_combine_forward(real *out, const real *x, const real *z, const real *ep
     for (int64_t i = 0; i < B * C; i++) out[i] = k * x[i] + z[i];
 }
 
+/* d eps = sum(dout * x) is summed in GC_BLOCKS fixed blocks (so the result does not depend on
+ * the thread count), each block in GC_LANES interleaved double sums that vectorise, added in a
+ * fixed order at the end. */
+#define GC_BLOCKS 64
+#define GC_LANES 8
+
+CM_INLINE double gin_combine_bwd_body(real *dx, real *dz, const real *dout, const real *x, real k, int64_t lo,
+                                      int64_t hi) {
+    if (dx)
+        for (int64_t i = lo; i < hi; i++) dx[i] += k * dout[i];
+    if (dz)
+        for (int64_t i = lo; i < hi; i++) dz[i] += dout[i];
+    double acc[GC_LANES] = {0};
+    int64_t i = lo;
+    for (; i + GC_LANES <= hi; i += GC_LANES)
+        for (int j = 0; j < GC_LANES; j++) acc[j] += (double)dout[i + j] * x[i + j];
+    for (; i < hi; i++) acc[0] += (double)dout[i] * x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+CM_INLINE void gin_combine_bwd_block_body(double *out, real *dx, real *dz, const real *dout, const real *x, real k,
+                                          int64_t lo, int64_t hi) {
+    *out = gin_combine_bwd_body(dx, dz, dout, x, k, lo, hi);
+}
+CM_DISPATCH(gin_combine_bwd_block, gin_combine_bwd_block_body,
+            (double *out, real *dx, real *dz, const real *dout, const real *x, real k, int64_t lo, int64_t hi),
+            (out, dx, dz, dout, x, k, lo, hi))
+
 void gin_combine_backward(real *dx, real *dz, real *deps, const real *dout, const real *x, const real *eps, int64_t B,
                           int C) {
     real k = (real)1 + eps[0];
     const int64_t n = B * C;
-    /* d eps = sum(dout * x), summed in fixed blocks so the result does not depend on threads */
-    enum { BLOCKS = 64 };
-    double partial[BLOCKS];
-#pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < BLOCKS; blk++) {
-        int64_t lo = n * blk / BLOCKS, hi = n * (blk + 1) / BLOCKS;
-        double acc = 0;
-        for (int64_t i = lo; i < hi; i++) {
-            if (dx) dx[i] += k * dout[i];
-            if (dz) dz[i] += dout[i];
-            acc += (double)dout[i] * x[i];
-        }
-        partial[blk] = acc;
-    }
+    double partial[GC_BLOCKS];
+#pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
+    for (int blk = 0; blk < GC_BLOCKS; blk++)
+        gin_combine_bwd_block(&partial[blk], dx, dz, dout, x, k, n * blk / GC_BLOCKS, n * (blk + 1) / GC_BLOCKS);
     double total = 0;
-    for (int blk = 0; blk < BLOCKS; blk++) total += partial[blk];
+    for (int blk = 0; blk < GC_BLOCKS; blk++) total += partial[blk];
     deps[0] += (real)total;
+}
+
+void gin_combine_backward_ref(real *dx, real *dz, real *deps, const real *dout, const real *x, const real *eps,
+                              int64_t B, int C) {
+    real k = (real)1 + eps[0];
+    double total = 0;
+    for (int64_t i = 0; i < B * C; i++) {
+        if (dx) dx[i] += k * dout[i];
+        if (dz) dz[i] += dout[i];
+        total += (double)dout[i] * x[i];
+    }
+    deps[0] += (real)total;
+}
+
+/* ---------------------------------------------------------------- GIN with edge features, fused
+ * The message h[src] * e and its sum into dst in one pass (no [E, C] message buffer), and the
+ * edge update's input (1 + eps) e + z[src] - z[dst] in one pass. One writer per output row,
+ * rows summed in CSR order (the order of the edges): deterministic for any thread count. */
+
+CM_INLINE void gine_msg_fwd_body(real *z, const real *h, const real *ef, const int64_t *src, const int64_t *dst_ptr,
+                                 const int64_t *dst_edges, int64_t n0, int64_t n1, int C) {
+    for (int64_t n = n0; n < n1; n++) {
+        real *o = z + n * C;
+        for (int c = 0; c < C; c++) o[c] = 0;
+        for (int64_t k = dst_ptr[n]; k < dst_ptr[n + 1]; k++) {
+            const int64_t e = dst_edges[k];
+            const real *x = h + src[e] * C, *y = ef + e * C;
+            for (int c = 0; c < C; c++) o[c] += x[c] * y[c];
+        }
+    }
+}
+CM_DISPATCH(gine_msg_fwd_rows, gine_msg_fwd_body,
+            (real *z, const real *h, const real *ef, const int64_t *src, const int64_t *dst_ptr, const int64_t *dst_edges,
+             int64_t n0, int64_t n1, int C),
+            (z, h, ef, src, dst_ptr, dst_edges, n0, n1, C))
+
+#define ROWS_CHUNK 64
+void gine_message_forward(real *z, const real *h, const real *ef, const int64_t *src, const int64_t *dst_ptr,
+                          const int64_t *dst_edges, int64_t N, int C) {
+#pragma omp parallel for schedule(dynamic, 1) if (N * C >= EW_PARALLEL_MIN)
+    for (int64_t n = 0; n < N; n += ROWS_CHUNK)
+        gine_msg_fwd_rows(z, h, ef, src, dst_ptr, dst_edges, n, n + ROWS_CHUNK < N ? n + ROWS_CHUNK : N, C);
+}
+
+CM_INLINE void gine_msg_bwd_edges_body(real *def, const real *dz, const real *h, const int64_t *src, const int64_t *dst,
+                                       int64_t e0, int64_t e1, int C) {
+    for (int64_t e = e0; e < e1; e++) {
+        const real *g = dz + dst[e] * C, *x = h + src[e] * C;
+        real *d = def + e * C;
+        for (int c = 0; c < C; c++) d[c] += g[c] * x[c];
+    }
+}
+CM_DISPATCH(gine_msg_bwd_edges, gine_msg_bwd_edges_body,
+            (real *def, const real *dz, const real *h, const int64_t *src, const int64_t *dst, int64_t e0, int64_t e1, int C),
+            (def, dz, h, src, dst, e0, e1, C))
+
+CM_INLINE void gine_msg_bwd_nodes_body(real *dh, const real *dz, const real *ef, const int64_t *dst, const int64_t *src_ptr,
+                                       const int64_t *src_edges, int64_t n0, int64_t n1, int C) {
+    for (int64_t n = n0; n < n1; n++) {
+        real *d = dh + n * C;
+        for (int64_t k = src_ptr[n]; k < src_ptr[n + 1]; k++) {
+            const int64_t e = src_edges[k];
+            const real *g = dz + dst[e] * C, *y = ef + e * C;
+            for (int c = 0; c < C; c++) d[c] += g[c] * y[c];
+        }
+    }
+}
+CM_DISPATCH(gine_msg_bwd_nodes, gine_msg_bwd_nodes_body,
+            (real *dh, const real *dz, const real *ef, const int64_t *dst, const int64_t *src_ptr, const int64_t *src_edges,
+             int64_t n0, int64_t n1, int C),
+            (dh, dz, ef, dst, src_ptr, src_edges, n0, n1, C))
+
+void gine_message_backward(real *dh, real *def, const real *dz, const real *h, const real *ef, const int64_t *src,
+                           const int64_t *dst, int64_t E, int64_t N, int C, const int64_t *src_ptr,
+                           const int64_t *src_edges) {
+    /* the message of edge e is m_e = h[src_e] * ef_e and dL/dm_e = dz[dst_e] */
+#pragma omp parallel
+    {
+        if (def) {
+#pragma omp for schedule(static) nowait
+            for (int64_t e = 0; e < E; e += ROWS_CHUNK)
+                gine_msg_bwd_edges(def, dz, h, src, dst, e, e + ROWS_CHUNK < E ? e + ROWS_CHUNK : E, C);
+        }
+        if (dh) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t n = 0; n < N; n += ROWS_CHUNK)
+                gine_msg_bwd_nodes(dh, dz, ef, dst, src_ptr, src_edges, n, n + ROWS_CHUNK < N ? n + ROWS_CHUNK : N, C);
+        }
+    }
+}
+
+CM_INLINE void gine_edge_combine_body(real *out, const real *x, const real *z, const int64_t *src, const int64_t *dst,
+                                      real k, int64_t e0, int64_t e1, int C) {
+    for (int64_t e = e0; e < e1; e++) {
+        const real *a = z + src[e] * C, *b = z + dst[e] * C, *xe = x + e * C;
+        real *o = out + e * C;
+        for (int c = 0; c < C; c++) o[c] = k * xe[c] + (a[c] - b[c]);
+    }
+}
+CM_DISPATCH(gine_edge_combine_rows, gine_edge_combine_body,
+            (real *out, const real *x, const real *z, const int64_t *src, const int64_t *dst, real k, int64_t e0, int64_t e1,
+             int C),
+            (out, x, z, src, dst, k, e0, e1, C))
+
+void gine_edge_combine_forward(real *out, const real *x, const real *z, const int64_t *src, const int64_t *dst,
+                               const real *eps, int64_t E, int C) {
+    const real k = (real)1 + eps[0];
+#pragma omp parallel for schedule(static) if (E * C >= EW_PARALLEL_MIN)
+    for (int64_t e = 0; e < E; e += ROWS_CHUNK)
+        gine_edge_combine_rows(out, x, z, src, dst, k, e, e + ROWS_CHUNK < E ? e + ROWS_CHUNK : E, C);
 }
 
 /* ---------------------------------------------------------------- AdamW */

@@ -58,10 +58,13 @@ void batchnorm_inference(real *out, const real *inp, const real *gamma, const re
 void dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
 void dropout_backward(real *dinp, const real *dout, const uint8_t *mask, int64_t n, real p);
 void dropout_forward_ref(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
-/* GELU then dropout in one pass: out = dropout(gelu(inp)) with dropout_forward's mask; and its
- * backward, dinp += gelu'(inp) * dropout_backward(dout). Values equal the two ops in sequence. */
-void gelu_dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
-void gelu_dropout_backward(real *dinp, const real *dout, const real *inp, const uint8_t *mask, int64_t n, real p);
+/* GELU then dropout in one pass, keeping the local derivative instead of the input:
+ * out = dropout(gelu(inp)) with dropout_forward's mask for `seed` (p = 0: GELU alone) and
+ * deriv[i] = d out[i] / d inp[i] = keep_i / (1 - p) * gelu'(inp[i]). deriv may be inp itself
+ * (overwritten in place: backward needs nothing else); mask[n] (may be NULL) gets the keep mask.
+ * Backward: dinp += dout * deriv. Values equal gelu_forward then dropout_forward. */
+void gelu_dropout_forward(real *out, real *deriv, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
+void gelu_dropout_backward(real *dinp, const real *dout, const real *deriv, int64_t n);
 
 /* out[E,C] = a[idx_a[e],C] * b[e,C]  (the GIN-with-edge-features message h_src * e) */
 void gather_mul_forward(real *out, const real *a, const int64_t *idx, const real *b, int64_t E, int C);
@@ -79,6 +82,22 @@ void scatter_add_backward(real *dsrc, const real *dout, const int64_t *idx, int6
 void gin_combine_forward(real *out, const real *x, const real *z, const real *eps, int64_t B, int C);
 void gin_combine_backward(real *dx, real *dz, real *deps, const real *dout, const real *x, const real *eps, int64_t B,
                           int C);
+void gin_combine_backward_ref(real *dx, real *dz, real *deps, const real *dout, const real *x, const real *eps,
+                              int64_t B, int C);
+
+/* GIN with edge features, fused (each equals the composition of the ops above):
+ * z[N,C] = sum over edges e into n (dst[e] = n, in dst-CSR order) of h[src[e]] * ef[e]
+ * (gather_mul then scatter_add into zeros; z is overwritten), and its backward:
+ * dh[n] += sum_{src[e]=n} dz[dst[e]] * ef[e] (src CSR), def[e] += dz[dst[e]] * h[src[e]]. */
+void gine_message_forward(real *z, const real *h, const real *ef, const int64_t *src, const int64_t *dst_ptr,
+                          const int64_t *dst_edges, int64_t N, int C);
+void gine_message_backward(real *dh, real *def, const real *dz, const real *h, const real *ef, const int64_t *src,
+                           const int64_t *dst, int64_t E, int64_t N, int C, const int64_t *src_ptr,
+                           const int64_t *src_edges);
+/* out[E,C] = (1 + eps) x + z[src] - z[dst] (gather_diff then gin_combine); its backward is
+ * gin_combine_backward (dz = NULL) plus gather_diff_backward of the same dout. */
+void gine_edge_combine_forward(real *out, const real *x, const real *z, const int64_t *src, const int64_t *dst,
+                               const real *eps, int64_t E, int C);
 
 /* AdamW over a flat parameter block (decoupled weight decay), step t >= 1. */
 void adamw_update(real *params, const real *grads, real *m, real *v, int64_t n, real lr, real beta1, real beta2,
