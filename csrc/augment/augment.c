@@ -164,7 +164,7 @@ static card_lim card_limits(const char *text) {
         for (int j = 0; j < 8; j++)
             if (strlen(keys[j]) == kn && strncmp(keys[j], k, kn) == 0) {
                 double x;
-                if (cm_parse_number(val, (size_t)(p - val), &x) == 0) v[j] = x;
+                if (cm_parse_number(val, (size_t)(p - val), &x) == 0 && isfinite(x)) v[j] = x;
             }
     }
     double dl = v[4] > v[6] ? v[4] : v[6], dw = v[5] > v[7] ? v[5] : v[7];
