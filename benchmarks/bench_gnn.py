@@ -14,7 +14,11 @@ the batch has nodes and edges, PyTorch's matmul on the same shapes, and the mach
 peak: theoretical (cores x FMA pipes x SIMD lanes x 2 x clock, from lscpu) and measured (a
 register-only FMA loop on 1 and 2 threads).
 
-Usage: python benchmarks/bench_gnn.py [--repeats 7] [--sizes dice,small] [--profile-c]
+Each thread count runs in its own process (OMP_NUM_THREADS is read once); 2 threads is the
+headline, 1 thread is also reported with CPU-time ratios, which stay meaningful when other
+processes share the machine (2 spinning threads do not).
+
+Usage: python benchmarks/bench_gnn.py [--repeats 7] [--sizes dice,small] [--threads 2,1]
 Writes benchmarks/results/bench_gnn.json.
 """
 from __future__ import annotations
@@ -105,20 +109,64 @@ class TorchStep:
         loss = self.twin_mod.dice_loss(y, self.group, self.negative, *TAUS)
         loss.backward()
         self.opt.step()
-        return float(loss)
+        return loss.item()
 
 
 def time_alternating(fns: dict, repeats: int, warmup: int = 2) -> dict:
+    """Wall and CPU seconds of each step, the steps of the contenders alternating."""
     for _ in range(warmup):
         for f in fns.values():
             f()
-    times = {k: [] for k in fns}
+    times = {k: {"wall": [], "cpu": []} for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             f()
-            times[k].append(time.perf_counter() - t)
+            times[k]["cpu"].append(time.process_time() - c)
+            times[k]["wall"].append(time.perf_counter() - t)
     return times
+
+
+def worker(sizes, repeats: int, threads: int) -> dict:
+    """Time both implementations in this process (OMP_NUM_THREADS was set by the parent)."""
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        twin_mod = load_twin()
+    except ImportError:
+        twin_mod = None
+    b, edge_batch = make_batch()
+    g = b.graph
+    out = {"batch": {"graphs": int(g.num_graphs), "nodes": int(g.num_nodes), "edges": int(g.num_edges),
+                     "circuits": int(len(set(b.base.tolist()))), "views_per_circuit": 3},
+           "torch_geometric_scatter": bool(twin_mod and twin_mod.HAVE_PYG), "sizes": {}}
+    for size in sizes:
+        cfg = SIZES[size]
+        fns = {"circml": CStep(b, edge_batch, **cfg)}
+        if twin_mod is not None:
+            fns["pytorch"] = TorchStep(twin_mod, b, edge_batch, **cfg)
+        times = time_alternating(fns, repeats)
+        row = {"config": cfg}
+        for k, ts in times.items():
+            med = statistics.median(ts["wall"])
+            row[k] = {"step_s_median": med, "step_s_min": min(ts["wall"]), "graphs_per_s": g.num_graphs / med,
+                      "cpu_s_median": statistics.median(ts["cpu"]), "step_s_all": ts["wall"]}
+        if "pytorch" in row:
+            row["speedup"] = row["pytorch"]["step_s_median"] / row["circml"]["step_s_median"]
+            row["speedup_cpu_time"] = row["pytorch"]["cpu_s_median"] / row["circml"]["cpu_s_median"]
+        out["sizes"][size] = row
+    return out
+
+
+def run_worker(sizes, repeats: int, threads: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", str(threads), "--sizes",
+           ",".join(sizes), "--repeats", str(repeats)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode:
+        raise RuntimeError(f"benchmark worker failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 # -- GEMM and peak -------------------------------------------------------------------------
@@ -136,9 +184,9 @@ def build_gemm_bench(tmp: Path) -> Path | None:
     return exe
 
 
-def run_gemm_bench(exe: Path, rows: int, reps: int = 15, hidden: int = 512) -> list:
+def run_gemm_bench(exe: Path, rows: int, reps: int = 15, hidden: int = 512, threads: int = 2) -> list:
     r = subprocess.run([str(exe), "bench", str(rows), str(reps), str(hidden)], capture_output=True, text=True,
-                       env=dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2")))
+                       env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
     return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
 
 
@@ -197,64 +245,69 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--sizes", default="dice,small")
-    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads and OMP_NUM_THREADS")
+    ap.add_argument("--threads", default="2,1",
+                    help="thread counts to run (torch.set_num_threads and OMP_NUM_THREADS); the first is the headline")
     ap.add_argument("--no-gemm", action="store_true")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(HERE / "results" / "bench_gnn.json"))
     args = ap.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    sizes = args.sizes.split(",")
+    if args.worker:
+        print(json.dumps(worker(sizes, args.repeats, int(args.threads))))
+        return {}
 
+    threads = [int(t) for t in args.threads.split(",")]
     try:
         import torch
-
-        torch.set_num_threads(args.threads)
-        twin_mod = load_twin()
+        torch_version = torch.__version__
     except ImportError:
-        torch, twin_mod = None, None
+        torch, torch_version = None, None
         print("PyTorch is not installed: timing circml only", file=sys.stderr)
-
-    b, edge_batch = make_batch()
-    g = b.graph
-    result = {"batch": {"graphs": int(g.num_graphs), "nodes": int(g.num_nodes), "edges": int(g.num_edges),
-                        "circuits": int(len(set(b.base.tolist()))), "views_per_circuit": 3},
-              "threads": args.threads, "cpu": cpu_info(), "sizes": {},
-              "torch": getattr(torch, "__version__", None) if torch else None,
-              "torch_geometric_scatter": bool(twin_mod and twin_mod.HAVE_PYG)}
-    for size in args.sizes.split(","):
-        cfg = SIZES[size]
-        fns = {"circml": CStep(b, edge_batch, **cfg)}
-        if twin_mod is not None:
-            fns["pytorch"] = TorchStep(twin_mod, b, edge_batch, **cfg)
-        times = time_alternating(fns, args.repeats)
-        row = {"config": cfg}
-        for k, ts in times.items():
-            med = statistics.median(ts)
-            row[k] = {"step_s_median": med, "step_s_min": min(ts), "graphs_per_s": g.num_graphs / med,
-                      "step_s_all": ts}
-        if "pytorch" in row:
-            row["speedup"] = row["pytorch"]["step_s_median"] / row["circml"]["step_s_median"]
-        result["sizes"][size] = row
+    result = {"threads": threads[0], "cpu": cpu_info(), "torch": torch_version, "load_average_before": os.getloadavg(),
+              "runs": {}}
+    for t in threads:
+        run = run_worker(sizes, args.repeats, t)
+        result["batch"] = run.pop("batch")
+        result["torch_geometric_scatter"] = run.pop("torch_geometric_scatter")
+        result["runs"][str(t)] = run
+    result["sizes"] = result["runs"][str(threads[0])]["sizes"]
+    result["load_average_after_steps"] = os.getloadavg()
 
     if not args.no_gemm:
+        g = result["batch"]
         with tempfile.TemporaryDirectory() as tmp:
             exe = build_gemm_bench(Path(tmp))
             if exe is not None:
                 gemm = {}
-                for label, rows in (("nodes", g.num_nodes), ("edges", g.num_edges)):
-                    lines = run_gemm_bench(exe, rows)
-                    gemm[label] = {"rows": int(rows), "products": [x for x in lines if x["what"] == "gemm"]}
-                    result["gemm_isa"] = next((x["isa"] for x in lines if x["what"] == "config"), None)
-                    peaks = {x["threads"]: x["gflops"] for x in lines if x["what"] == "fma_peak"}
-                    for t, v in peaks.items():
-                        key = f"measured_peak_gflops_{t}thread"
-                        result["cpu"][key] = max(v, result["cpu"].get(key, 0.0))
-                    if torch is not None:
-                        gemm[label]["pytorch_matmul"] = torch_matmul_gflops(rows)
+                for t in threads:
+                    for label, rows in (("nodes", g["nodes"]), ("edges", g["edges"])):
+                        lines = run_gemm_bench(exe, rows, threads=t)
+                        entry = {"threads": t, "rows": int(rows), "products": [x for x in lines if x["what"] == "gemm"]}
+                        result["gemm_isa"] = next((x["isa"] for x in lines if x["what"] == "config"), None)
+                        for x in lines:
+                            if x["what"] == "fma_peak":
+                                key = f"measured_peak_gflops_{x['threads']}thread"
+                                result["cpu"][key] = max(x["gflops"], result["cpu"].get(key, 0.0))
+                        if torch is not None:
+                            torch.set_num_threads(t)
+                            entry["pytorch_matmul"] = torch_matmul_gflops(rows)
+                        gemm[f"{label}_{t}thread"] = entry
                 result["gemm"] = gemm
-    peak = result["cpu"].get(f"measured_peak_gflops_{args.threads}thread")
-    if peak and "gemm" in result:
-        for label in result["gemm"].values():
-            for p in label["products"]:
+    cpu = result["cpu"]
+    if cpu.get("measured_peak_gflops_1thread"):
+        # the clock a core really runs FMAs at (boost, not the nominal one lscpu gives)
+        ghz = cpu["measured_peak_gflops_1thread"] / (cpu["fma_pipes"] * cpu["simd_lanes_fp32"] * 2)
+        cpu["clock_ghz_implied_by_fma_loop"] = ghz
+        cpu["theoretical_peak_gflops_at_that_clock"] = cpu["cores"] * cpu["fma_pipes"] * cpu["simd_lanes_fp32"] * 2 * ghz
+    for entry in result.get("gemm", {}).values():
+        peak = cpu.get(f"measured_peak_gflops_{entry['threads']}thread")
+        for p in entry["products"]:
+            if peak:
                 p["fraction_of_measured_peak"] = p["gflops_median"] / peak
+            if cpu.get("theoretical_peak_gflops_at_that_clock"):
+                p["fraction_of_theoretical_peak"] = p["gflops_median"] / (
+                    cpu["theoretical_peak_gflops_at_that_clock"] * entry["threads"] / cpu["cores"])
+    result["load_average_after"] = os.getloadavg()
 
     report(result)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -266,24 +319,28 @@ def main(argv=None) -> dict:
 def report(r: dict) -> None:
     bt = r["batch"]
     print(f"batch: {bt['graphs']} graphs ({bt['circuits']} circuits x {bt['views_per_circuit']} views), "
-          f"{bt['nodes']} nodes, {bt['edges']} edges; {r['threads']} threads")
-    print(f"{'size':<8}{'hidden':>7}{'out':>5}{'circml g/s':>12}{'pytorch g/s':>13}{'speedup':>9}")
-    for size, row in r["sizes"].items():
-        c = row["circml"]["graphs_per_s"]
-        t = row.get("pytorch", {}).get("graphs_per_s", float("nan"))
-        print(f"{size:<8}{row['config']['hidden']:>7}{row['config']['out']:>5}{c:>12.1f}{t:>13.1f}"
-              f"{row.get('speedup', float('nan')):>8.2f}x")
+          f"{bt['nodes']} nodes, {bt['edges']} edges; load average before {r['load_average_before'][0]:.1f}")
+    print(f"{'threads':<8}{'size':<7}{'hidden':>7}{'out':>5}{'circml g/s':>12}{'pytorch g/s':>13}{'speedup':>9}"
+          f"{'cpu-time ratio':>16}")
+    for t, run in r["runs"].items():
+        for size, row in run["sizes"].items():
+            c = row["circml"]["graphs_per_s"]
+            p = row.get("pytorch", {}).get("graphs_per_s", float("nan"))
+            print(f"{t:<8}{size:<7}{row['config']['hidden']:>7}{row['config']['out']:>5}{c:>12.1f}{p:>13.1f}"
+                  f"{row.get('speedup', float('nan')):>8.2f}x{row.get('speedup_cpu_time', float('nan')):>15.2f}x")
     cpu = r["cpu"]
     print(f"cpu: {cpu.get('model')}, theoretical fp32 peak {cpu.get('theoretical_peak_gflops', float('nan')):.0f} GFLOP/s "
           f"({cpu.get('theoretical_peak_formula', '?')}); measured FMA-loop peak "
           f"{cpu.get('measured_peak_gflops_1thread', float('nan')):.0f} (1 thread), "
-          f"{cpu.get('measured_peak_gflops_2thread', float('nan')):.0f} (2 threads) GFLOP/s")
+          f"{cpu.get('measured_peak_gflops_2thread', float('nan')):.0f} (2 threads) GFLOP/s; at the "
+          f"{cpu.get('clock_ghz_implied_by_fma_loop', float('nan')):.2f} GHz that implies, the theoretical peak is "
+          f"{cpu.get('theoretical_peak_gflops_at_that_clock', float('nan')):.0f} GFLOP/s")
     for label, gm in r.get("gemm", {}).items():
         for p in gm["products"]:
             tm = gm.get("pytorch_matmul", {}).get(p["product"], {}).get("gflops_median", float("nan"))
             frac = p.get("fraction_of_measured_peak", float("nan"))
-            print(f"gemm [{p['M']}x{p['K']}]x[{p['K']}x{p['N']}] {p['product']:<20} {p['gflops_median']:7.1f} GFLOP/s "
-                  f"({100 * frac:4.0f}% of measured peak; torch matmul {tm:6.1f})")
+            print(f"gemm {gm['threads']} thr [{p['M']}x{p['K']}]x[{p['K']}x{p['N']}] {p['product']:<20} "
+                  f"{p['gflops_median']:6.1f} GFLOP/s ({100 * frac:3.0f}% of measured peak; torch matmul {tm:6.1f})")
 
 
 if __name__ == "__main__":

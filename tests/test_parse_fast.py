@@ -85,6 +85,18 @@ def make_netlist(n: int, seed: int = 0, end: bool = True, newline: str = "\n") -
     return newline.join(lines) + newline
 
 
+def flat_netlist(n: int, seed: int = 5) -> str:
+    """Only the plain forms (each chunk is one run of them), with the usual case and unit mix."""
+    rng = random.Random(seed)
+    lines = ["* flat", ".model nch nmos", ".model pch pmos"]
+    for i in range(n):
+        a, b, c = (f"n{rng.randrange(max(4, n // 4))}" for _ in range(3))
+        lines.append(rng.choice([f"M{i} {a} {b} {c} 0 nch w={i % 97 + 1}u l=0.18u m=2",
+                                 f"m{i} {a} {b} {c} vdd PCH W=1.5U L=180n", f"R{i} {a} {b} {i % 13 + 1}.5k",
+                                 f"c{i} {a} gnd {i % 7 + 1}f", f"l{i} {a} {b} 2n"]))
+    return "\n".join(lines + [".end"]) + "\n"
+
+
 def read_both(path: Path, **options):
     fast = Circuit(_core.read(os.fspath(path), **options))
     ref = Circuit(_core.read(os.fspath(path), reference=True, **options))
@@ -137,15 +149,8 @@ def test_fast_reader_variants(tmp_path, variant):
     text = make_netlist(40_000, seed=2, end=variant != "no_end", newline="\r\n" if variant == "crlf" else "\n")
     if variant == "no_final_newline":
         text = text.rstrip("\n")
-    if variant == "flat_only":   # only the plain forms: one run per chunk
-        rng = random.Random(5)
-        lines = ["* flat", ".model nch nmos", ".model pch pmos"]
-        for i in range(40_000):
-            a, b, c = (f"n{rng.randrange(9000)}" for _ in range(3))
-            lines.append(rng.choice([f"M{i} {a} {b} {c} 0 nch w={i % 97 + 1}u l=0.18u m=2",
-                                     f"m{i} {a} {b} {c} vdd PCH W=1.5U L=180n", f"R{i} {a} {b} {i % 13 + 1}.5k",
-                                     f"c{i} {a} gnd {i % 7 + 1}f", f"l{i} {a} {b} 2n"]))
-        text = "\n".join(lines + [".end"]) + "\n"
+    if variant == "flat_only":
+        text = flat_netlist(40_000)
     path = tmp_path / "v.sp"
     path.write_bytes(text.encode())
     fast, ref = read_both(path)
@@ -193,6 +198,24 @@ def test_fast_reader_errors_are_the_reference_errors(tmp_path, error):
             msgs.append((str(e), e.line, e.reason))
     assert msgs[0] == msgs[1]
     assert msgs[0] is not None
+
+
+@pytest.mark.parametrize("where", ["early", "late", "adjacent"])
+def test_fast_reader_duplicate_in_flat_netlist(tmp_path, where):
+    """Device names after the last card for instantiate() are inserted in bulk, beside pass C."""
+    lines = flat_netlist(40_000).splitlines()
+    first = lines[100].split()[0]
+    at = {"early": 200, "late": len(lines) - 10, "adjacent": 101}[where]
+    lines.insert(at, f"{first.upper()} x y z 0 nch")
+    path = tmp_path / "dup.sp"
+    path.write_text("\n".join(lines) + "\n")
+    msgs = []
+    for reference in (False, True):
+        with pytest.raises(circml.NetlistError) as e:
+            Circuit(_core.read(os.fspath(path), reference=reference))
+        msgs.append((str(e.value), e.value.line))
+    assert msgs[0] == msgs[1]
+    assert "duplicate device name" in msgs[0][0]
 
 
 DIGEST = """

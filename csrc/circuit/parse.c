@@ -310,7 +310,7 @@ static cm_status push_card(ctx *x, int64_t off, int32_t file, int32_t line) {
 
 /* Length of w[0:wn] before an end-of-line comment: ';' anywhere, '$' at the start of a word
  * (ngspice) - and of a token: after {..}, ')' ... a '$' would start a name that reads back as
- * a comment. (Shared with the fast reader.) */
+ * a comment. (Shared with the fast reader, which looks for ';' and '$' before calling it.) */
 static size_t comment_cut(const char *w, size_t wn) {
     for (size_t i = 0; i < wn; i++) {
         if (w[i] == ';' || (w[i] == '$' && (i == 0 || isspace((unsigned char)w[i - 1]) || strchr("}()=,'", w[i - 1]))))
@@ -1569,8 +1569,8 @@ typedef struct {           /* a pre-read card */
     uint8_t n_nets;
     int8_t kind;           /* cm_device_kind, set by pass A */
     uint32_t n_params;     /* its parameters follow those of the cards before it in fchunk.params */
+    uint32_t len;          /* of the card's text when read: read_lines may extend it (past an .endl) */
     ftok name;
-    uint32_t model_off, model_len;
     int32_t model;         /* local ids: in fchunk.strs */
     int32_t net[4];        /* in fchunk.nets */
     double value;
@@ -1617,6 +1617,7 @@ typedef struct {
     uint8_t lower[256];    /* tolower and isspace of the current locale, as the reference uses */
     uint8_t space[256];
     uint8_t cls[256];      /* tokens: 0 plain, 1 separator, 2 '=', 3 a character left to the reference */
+    int ascii_lower;       /* tolower maps ASCII as in the C locale (the copy may then skip the table) */
     uint32_t ground_hash;
 } ftables;
 
@@ -1634,7 +1635,25 @@ static void fast_tables(ftables *tb) {
         tb->cls[c] = tb->space[c] || c == '(' || c == ')' || c == ',' ? 1 : c == '=' ? 2
                    : c == '{' || c == '}' || c == '\'' ? 3 : 0;
     }
+    tb->ascii_lower = 1;
+    for (int c = 0; c < 128; c++)
+        if (tb->lower[c] != (c >= 'A' && c <= 'Z' ? c + 32 : c)) tb->ascii_lower = 0;
     tb->ground_hash = cm_hash_bytes("0", 1);
+}
+
+/* o[0:n] = w[0:n] lowercased, as append_text does. ASCII text (nearly always) takes a loop
+ * the compiler vectorises; other bytes go through the locale's table. */
+static void fast_lower(char *o, const char *w, size_t n, const ftables *tb) {
+    if (tb->ascii_lower) {
+        unsigned char high = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)w[i];
+            high |= c;
+            o[i] = (char)(c + ((unsigned char)(c - 'A') < 26 ? 32 : 0));
+        }
+        if (high < 0x80) return;
+    }
+    for (size_t i = 0; i < n; i++) o[i] = (char)tb->lower[(uint8_t)w[i]];
 }
 
 static void fast_free(fast_state *f) {
@@ -1743,6 +1762,7 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
     r->use = 0;
     r->n_params = 0;
     if (n >= UINT32_MAX || nt < 1) return CM_OK;
+    r->len = (uint32_t)n;
 #define FEQ(j) (t[j].len == 1 && s[t[j].off] == '=')
     int form, from;
     char letter = s[t[0].off];
@@ -1787,8 +1807,6 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
     }
 #undef FEQ
     if (form == FK_MOS) {
-        r->model_off = t[5].off;
-        r->model_len = t[5].len;
         if ((r->model = fast_str(ch, 0, s + t[5].off, t[5].len)) < 0) return CM_ERR_NOMEM;
     }
     cm_status st = fast_nets(ch, i, s, t + 1, r->n_nets, tb);
@@ -1804,7 +1822,17 @@ static void fast_count(fchunk *ch, const char *text) {
     const unsigned char *p = (const unsigned char *)text + ch->begin;
     size_t n = ch->end - ch->begin;
     int64_t nl = 0, eq = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (; i + 240 <= n; i += 240) {   /* byte counters over fixed blocks: the compiler vectorises this */
+        uint8_t a = 0, b = 0;
+        for (size_t j = 0; j < 240; j++) {
+            a += p[i + j] == '\n';
+            b += p[i + j] == '=';
+        }
+        nl += a;
+        eq += b;
+    }
+    for (; i < n; i++) {
         nl += p[i] == '\n';
         eq += p[i] == '=';
     }
@@ -1853,15 +1881,19 @@ static cm_status fast_lines(ctx *x, fchunk *ch, const char *text, size_t shift, 
         const char *w = s + a;
         size_t wn = n - a;
         if (wn == 0 || w[0] == '*') { line++; pos = next; continue; }
-        if (w[0] == '+') {
+        int plus = w[0] == '+';
+        if (plus) {
             if (!have_card) break;
             w++;
             wn--;
-            wn = comment_cut(w, wn);
-            while (wn && tb->space[(uint8_t)w[wn - 1]]) wn--;
+        }
+        /* comment_cut cuts only at ';' or '$': most lines have neither */
+        if (memchr(w, ';', wn) || memchr(w, '$', wn)) wn = comment_cut(w, wn);
+        while (wn && tb->space[(uint8_t)w[wn - 1]]) wn--;
+        if (plus) {
             if (wn) {   /* " " and the line, lowercased, as append_text */
                 out[0] = ' ';
-                for (size_t i = 0; i < wn; i++) out[1 + i] = (char)tb->lower[(uint8_t)w[i]];
+                fast_lower(out + 1, w, wn, tb);
                 out += 1 + wn;
                 ch->cards[ch->n_cards - 1].len += (int64_t)(1 + wn);
                 ch->extended = 1;
@@ -1870,50 +1902,14 @@ static cm_status fast_lines(ctx *x, fchunk *ch, const char *text, size_t shift, 
             pos = next;
             continue;
         }
-        /* One pass: lowercased copy (as append_text), end-of-line comment (comment_cut, which
-         * cuts only at ';' or '$'), tokens (as fast_tokens) into the buffer not holding the
-         * last card's. */
-        int b = ch->cur;
-        int32_t nt = 0;
-        size_t lim = wn, open = SIZE_MAX;
-        int cut_known = 0;
-        for (size_t i = 0; i < lim; i++) {
-            uint8_t c = (uint8_t)w[i];
-            if ((c == ';' || c == '$') && !cut_known) {
-                cut_known = 1;
-                lim = comment_cut(w, wn);
-                if (i >= lim) break;
-            }
-            out[i] = (char)tb->lower[c];
-            uint8_t k = tb->cls[c];
-            if (k == 0) {
-                if (open == SIZE_MAX) open = i;
-                continue;
-            }
-            if (nt >= 0 && open != SIZE_MAX) {
-                if (fast_tok_room(ch, b, nt)) return CM_ERR_NOMEM;
-                ch->toks[b][nt].off = (uint32_t)open;
-                ch->toks[b][nt++].len = (uint32_t)(i - open);
-            }
-            open = SIZE_MAX;
-            if (k == 2 && nt >= 0) {
-                if (fast_tok_room(ch, b, nt)) return CM_ERR_NOMEM;
-                ch->toks[b][nt].off = (uint32_t)i;
-                ch->toks[b][nt++].len = 1;
-            } else if (k == 3) {
-                nt = -1;
-            }
-        }
-        if (nt >= 0 && open != SIZE_MAX) {
-            if (fast_tok_room(ch, b, nt)) return CM_ERR_NOMEM;
-            ch->toks[b][nt].off = (uint32_t)open;
-            ch->toks[b][nt++].len = (uint32_t)(lim - open);
-        }
-        wn = lim;
-        while (wn && tb->space[(uint8_t)w[wn - 1]]) wn--;
         if (wn == 0) { line++; pos = next; continue; }
         if (w[0] == '.' && fast_special(w, first_word(w, wn))) break;
         line++;
+        /* The line's tokens go into the buffer not holding the last card's. */
+        int b = ch->cur;
+        fast_lower(out, w, wn, tb);
+        int32_t nt = wn < UINT32_MAX ? fast_tokens(ch, b, out, wn, tb) : -1;
+        if (nt == -2) return CM_ERR_NOMEM;
         if (ch->n_cards && (st = fast_last_card(x, ch, tb))) return st;
         if (ch->n_cards >= ch->max_lines) return CM_ERR_NOMEM;   /* cannot happen: a card per line at most */
         card *cd = &ch->cards[ch->n_cards++];
@@ -2029,13 +2025,10 @@ static cm_status fast_round(ctx *x, fast_state *f, const char *text, size_t len,
     }
     x->n_cards = n_cards;
     /* The text ends with the last card's: a '+' line read by read_lines may extend it (past an
-     * .endl), and then the reference reads that card. */
+     * .endl); pass A leaves a card whose length changed to the reference. */
     if (n_cards > first) {
         const card *last = &x->cards[n_cards - 1];
         x->text_len = (size_t)(last->off + last->len);
-        if (*stop < len)
-            for (int k = used - 1; k >= 0; k--)
-                if (ch[k].n_cards) { ch[k].recs[ch[k].n_cards - 1].form = FK_NONE; break; }
     }
     return CM_OK;
 }
@@ -2087,10 +2080,11 @@ static cm_status fast_pass_a(ctx *x, fchunk *ch) {
             if (!(tp < n_top && top[tp] == g)) continue;   /* in a .subckt body, or a dot card */
             tp++;
         }
+        if (r && r->form != FK_NONE && (int64_t)r->len != x->cards[g].len) r->form = FK_NONE;
         if (r && r->form == FK_MOS) {
             int8_t *k = &kind_of[r->model];
             if (*k == -2) {
-                slice ms = {x->text + x->cards[g].off + r->model_off, r->model_len};
+                slice ms = {cm_strtab_get(&ch->strs, r->model), (size_t)ch->strs.lens[r->model]};
                 const char *type = model_type(x, ms);
                 *k = (int8_t)(type_is(type, "nmos") ? CM_DEV_NMOS : type_is(type, "pmos") ? CM_DEV_PMOS : -1);
             }
@@ -2173,7 +2167,8 @@ static cm_status fast_reserve(ctx *x, int64_t n_dev, int64_t n_term, int64_t n_p
 
 /* Device names of the run's plain cards [i, seg->card_end) of chunk ch, in order; ids must
  * come out as the device indices pass B gave them. A duplicate is an error (the reference
- * words it). */
+ * words it). The devices get their file and line now: a later card read by instantiate()
+ * may name one of them in a "duplicate device name" message before pass C writes the rest. */
 static cm_status fast_names(ctx *x, const fchunk *ch, const fseg *seg, int32_t i) {
     cm_strtab *t = &x->c->devnames;
     if (t->n != seg->dev_base) return CM_ERR_NOMEM;   /* cannot happen */
@@ -2188,6 +2183,9 @@ static cm_status fast_names(ctx *x, const fchunk *ch, const fseg *seg, int32_t i
                                         r->name.hash, &inserted);
         if (id < 0) return CM_ERR_NOMEM;
         if (!inserted) return CM_ERR_PARSE;
+        const card *cd = &x->cards[ch->card_base + i];
+        x->c->devices[id].src_file = cd->file;
+        x->c->devices[id].src_line = cd->line;
     }
     return t->n == seg->dev_base + seg->n_dev ? CM_OK : CM_ERR_NOMEM;
 }
@@ -2266,19 +2264,30 @@ static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
     return CM_OK;
 }
 
-/* The device names pass B left: runs from f->defer_* on. */
-static cm_status fast_deferred_names(ctx *x, const fast_state *f) {
-    for (int k = f->defer_chunk; k < f->n_ch; k++) {
-        const fchunk *ch = &f->ch[k];
-        int32_t i = k == f->defer_chunk ? f->defer_card : 0;
-        for (int32_t sg = k == f->defer_chunk ? f->defer_seg : 0; sg < ch->n_segs; sg++) {
-            const fseg *seg = &ch->segs[sg];
-            cm_status st = seg->n_dev ? fast_names(x, ch, seg, i) : CM_OK;
-            if (st) return st;
-            i = seg->card_end + (seg->other >= 0);
-        }
+/* The device names pass B left: those of the plain cards from f->defer_* on, in order. */
+typedef struct { ctx *x; const fast_state *f; int k; int32_t i; } fname_iter;
+
+static const char *fast_next_name(void *arg, size_t *len, uint32_t *hash) {
+    fname_iter *it = arg;
+    for (;;) {
+        const fchunk *ch = &it->f->ch[it->k];
+        if (it->i >= ch->n_cards) { it->k++; it->i = 0; continue; }   /* cannot run past: n is exact */
+        const frec *r = &ch->recs[it->i++];
+        if (!r->use) continue;
+        *len = r->name.len;
+        *hash = r->name.hash;
+        return it->x->text + it->x->cards[ch->card_base + it->i - 1].off + r->name.off;
     }
-    return CM_OK;
+}
+
+static cm_status fast_deferred_names(ctx *x, const fast_state *f) {
+    int64_t n = 0;
+    for (int k = f->defer_chunk; k < f->n_ch; k++)
+        for (int32_t sg = k == f->defer_chunk ? f->defer_seg : 0; sg < f->ch[k].n_segs; sg++) n += f->ch[k].segs[sg].n_dev;
+    if (n == 0) return CM_OK;
+    fname_iter it = {x, f, f->defer_chunk, f->defer_card};
+    int r = cm_strtab_append_new(&x->c->devnames, n, fast_next_name, &it);
+    return r < 0 ? CM_ERR_NOMEM : r ? CM_ERR_PARSE : CM_OK;
 }
 
 /* Pass C over one chunk: write its plain devices where pass B placed them. */

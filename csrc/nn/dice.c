@@ -1,4 +1,9 @@
-/* dice.c: the DICE encoder's forward and backward over a collated graph batch (see dice.h). */
+/* dice.c: the DICE encoder's forward and backward over a collated graph batch (see dice.h).
+ * Where the time goes (hidden 512): the Linear layers' products (gemm.c, ~70%). The rest is
+ * kept to few passes over [rows, H] arrays: the message h[src] * e is summed into z without a
+ * message buffer, GELU + dropout run fused and keep their derivative for backward, fresh
+ * gradient buffers are written rather than zeroed and accumulated, and the node and edge
+ * encoders run on the distinct input rows (one-hot types) when rows repeat. */
 #include "dice.h"
 #include <math.h>
 #include <stdio.h>
@@ -9,12 +14,25 @@
 
 /* per-layer activations */
 typedef struct {
-    real *msg, *z, *comb_n, *na, *nd, *h;   /* node path; h = output h_{l+1}; na = MLP hidden pre-GELU, */
-    real *zd, *comb_e, *ea, *ed, *e;        /* nd = after GELU and dropout; edge path likewise */
-    uint8_t *nmask, *emask;
+    real *z, *comb_n, *na, *nd, *h;   /* node path: z aggregated messages, comb_n MLP input, h output */
+    real *comb_e, *ea, *ed, *e;       /* edge path likewise */
+    /* na / ea: the MLP's first Linear output, overwritten in a training forward by the local
+     * derivative of GELU + dropout (all backward needs); nd / ed: after GELU and dropout */
 } layer_acts;
 
-typedef struct { real *a1, *bn, *g1, *out; } enc_acts;
+/* Encoder activations. bn holds the GELU derivative after a training forward. When the input
+ * rows are copies of a few distinct rows (one-hot device and edge types: at most 9 and 5),
+ * the encoder runs on the U distinct rows only: a1, bn, g1 then hold U rows, outu the encoded
+ * distinct rows, and out[r] = outu[group[r]]. Same values as row by row, at the cost of U rows;
+ * batch norm still normalises over all R rows (batchnorm_grouped_*). */
+#define DEDUP_MAX 64
+typedef struct {
+    real *a1, *bn, *g1, *out;
+    int64_t U;                   /* 0: rows one by one */
+    int64_t *group;              /* [R] distinct-row id of each row */
+    int64_t count[DEDUP_MAX];    /* copies of each distinct row */
+    real *xu, *outu;             /* [DEDUP_MAX, F], [DEDUP_MAX, H] */
+} enc_acts;
 
 struct cm_dice {
     cm_dice_config cfg;
@@ -34,17 +52,16 @@ struct cm_dice {
     /* activations, sized for (N, E, G) capacity */
     int64_t capN, capE, capG;
     real *act;
-    uint8_t *masks;
     int64_t *csr;           /* dst, src, node-graph, edge-graph CSRs */
     enc_acts enc_n, enc_e, enc_h;
     layer_acts *layers;
     real *pooled;
-    real *dbuf[10];
+    real *dbuf[9];            /* backward scratch, [R = max(N, E), H] each */
     real *in_x, *in_ea;             /* copies of the inputs, kept for backward */
     int64_t *in_idx;                /* src, dst, node_graph, edge_graph copies */
     /* last forward */
     int64_t N, E, G;
-    int trained_forward;
+    int trained_forward, grouping;
     const real *x, *eain;
     const int64_t *src, *dst, *node_graph, *edge_graph;
     int64_t *dst_ptr, *dst_edges, *src_ptr, *src_edges, *ng_ptr, *ng_rows, *eg_ptr, *eg_rows;
@@ -80,6 +97,7 @@ cm_status cm_dice_init(cm_dice **out, const cm_dice_config *cfg, uint64_t seed, 
     cm_dice *m = calloc(1, sizeof *m);
     if (!m) return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory");
     m->cfg = *cfg;
+    m->grouping = 1;
     const int64_t H = cfg->hidden, Fn = cfg->node_in, Fe = cfg->edge_in, D = cfg->out;
     int idx_enc[3][DICE_ENC_N];
     const int64_t fin[3] = {Fn, Fe, H}, fout[3] = {H, H, D};
@@ -171,7 +189,6 @@ void cm_dice_free(cm_dice *m) {
     free(m->block);
     free(m->buffers);
     free(m->act);
-    free(m->masks);
     free(m->csr);
     free(m->layers);
     free(m);
@@ -187,6 +204,7 @@ int64_t cm_dice_tensor(const cm_dice *m, int i, const char **name) {
     *name = m->names[i];
     return m->sizes[i];
 }
+void cm_dice_set_grouping(cm_dice *m, int on) { m->grouping = on != 0; }
 void cm_dice_zero_grad(cm_dice *m) { memset(m->grads, 0, sizeof(real) * (size_t)m->P); }
 
 void cm_dice_adamw(cm_dice *m, real lr, real beta1, real beta2, real eps, real weight_decay) {
@@ -201,14 +219,13 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     const int64_t H = m->cfg.hidden, L = m->cfg.layers, R = cN > cE ? cN : cE;
     /* must match the TAKE sequence below */
     const int64_t Fn = m->cfg.node_in, Fe = m->cfg.edge_in;
-    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * (5 * cN * H + 6 * cE * H) + cG * H + 10 * R * H + 6 * H +
-                    cN * Fn + cE * Fe;
+    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * (5 * cN * H + 4 * cE * H) + cG * H + 9 * R * H + 6 * H +
+                    cN * Fn + cE * Fe + DEDUP_MAX * (Fn + Fe + 2 * H);
     real *act = malloc(sizeof(real) * (size_t)total);
-    uint8_t *masks = malloc((size_t)(L * (cN + cE) * H + 1));
-    int64_t *csr = malloc(sizeof(int64_t) * (size_t)(2 * (cN + 1) + 2 * cE + (cG + 1) + cN + (cG + 1) + cE + 3 * cE + cN));
-    if (!act || !masks || !csr) { free(act); free(masks); free(csr); return CM_ERR_NOMEM; }
-    free(m->act); free(m->masks); free(m->csr);
-    m->act = act; m->masks = masks; m->csr = csr;
+    int64_t *csr = malloc(sizeof(int64_t) * (size_t)(2 * (cN + 1) + 2 * cE + (cG + 1) + cN + (cG + 1) + cE + 3 * cE + cN + cN + cE));
+    if (!act || !csr) { free(act); free(csr); return CM_ERR_NOMEM; }
+    free(m->act); free(m->csr);
+    m->act = act; m->csr = csr;
     m->capN = cN; m->capE = cE; m->capG = cG;
     real *p = act;
 #define TAKE(ptr, n) do { (ptr) = p; p += (n); } while (0)
@@ -218,16 +235,15 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     for (int64_t l = 0; l < L; l++) {
         layer_acts *a = &m->layers[l];
         TAKE(a->z, cN * H); TAKE(a->comb_n, cN * H); TAKE(a->na, cN * H); TAKE(a->nd, cN * H);
-        TAKE(a->h, cN * H); TAKE(a->msg, cE * H); TAKE(a->zd, cE * H); TAKE(a->comb_e, cE * H); TAKE(a->ea, cE * H);
-        TAKE(a->ed, cE * H); TAKE(a->e, cE * H);
-        a->nmask = masks + l * (cN + cE) * H;
-        a->emask = a->nmask + cN * H;
+        TAKE(a->h, cN * H); TAKE(a->comb_e, cE * H); TAKE(a->ea, cE * H); TAKE(a->ed, cE * H); TAKE(a->e, cE * H);
     }
     TAKE(m->pooled, cG * H);
-    for (int k = 0; k < 10; k++) TAKE(m->dbuf[k], R * H);
+    for (int k = 0; k < 9; k++) TAKE(m->dbuf[k], R * H);
     for (int k = 0; k < 3; k++) { TAKE(m->bn[k].mean, H); TAKE(m->bn[k].rstd, H); }
     TAKE(m->in_x, cN * Fn);
     TAKE(m->in_ea, cE * Fe);
+    TAKE(m->enc_n.xu, DEDUP_MAX * Fn); TAKE(m->enc_n.outu, DEDUP_MAX * H);
+    TAKE(m->enc_e.xu, DEDUP_MAX * Fe); TAKE(m->enc_e.outu, DEDUP_MAX * H);
 #undef TAKE
     if (p != act + total) return CM_ERR_VALUE;   /* the budget above is out of date */
     int64_t *q = csr;
@@ -240,58 +256,114 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     m->eg_ptr = q; q += cG + 1;
     m->eg_rows = q; q += cE;
     m->in_idx = q;   /* [3E + N]: src, dst, edge_graph, node_graph */
+    q += 3 * cE + cN;
+    m->enc_n.group = q; q += cN;
+    m->enc_e.group = q;
     return CM_OK;
 }
 
-/* Linear -> BatchNorm -> GELU -> Linear over R rows of width F. */
+/* The distinct rows of x[R,F] (compared bitwise), numbered in order of first appearance:
+ * group[r], count[u], xu[u] = the row. Returns U, or 0 when there are more than DEDUP_MAX
+ * distinct rows or too few copies for grouping to pay (U > R / 2). Serial and cheap (one hash
+ * of F values per row); the numbering makes every later sum deterministic. */
+static int64_t find_groups(const real *x, int64_t R, int F, int64_t *group, int64_t *count, real *xu) {
+    enum { SLOTS = 4 * DEDUP_MAX };   /* open addressing, a power of 2 */
+    int slot[SLOTS];
+    for (int i = 0; i < SLOTS; i++) slot[i] = -1;
+    const size_t row_bytes = sizeof(real) * (size_t)F, words = row_bytes / sizeof(uint32_t);
+    int64_t U = 0;
+    for (int64_t r = 0; r < R; r++) {
+        const real *row = x + r * F;
+        uint64_t h = 0x243f6a8885a308d3ull;
+        for (size_t k = 0; k < words; k++) {
+            uint32_t wd;
+            memcpy(&wd, (const char *)row + 4 * k, sizeof wd);
+            h = (h ^ wd) * 0x9e3779b97f4a7c15ull;
+            h ^= h >> 29;
+        }
+        unsigned idx = (unsigned)(h & (SLOTS - 1));
+        while (slot[idx] >= 0 && memcmp(xu + (int64_t)slot[idx] * F, row, row_bytes)) idx = (idx + 1) & (SLOTS - 1);
+        if (slot[idx] < 0) {
+            if (U == DEDUP_MAX) return 0;
+            slot[idx] = (int)U;
+            memcpy(xu + U * F, row, row_bytes);
+            count[U++] = 0;
+        }
+        group[r] = slot[idx];
+        count[slot[idx]]++;
+    }
+    return U * 2 > R ? 0 : U;
+}
+
+/* Linear -> BatchNorm -> GELU -> Linear over R rows of width F (on their distinct rows when
+ * `group_rows` and the rows repeat: see enc_acts). */
 static void encoder_forward(cm_dice *m, enc_acts *a, cm_dice_bn *bn, real *const *w, const real *in, int64_t R, int F,
-                            int Fout, real *out, int training) {
+                            int Fout, real *out, int training, int group_rows) {
     const int H = m->cfg.hidden;
-    linear_forward(a->a1, in, w[DICE_ENC_W1], w[DICE_ENC_B1], R, F, H);
-    if (training)
+    a->U = group_rows && m->grouping ? find_groups(in, R, F, a->group, a->count, a->xu) : 0;
+    const int64_t rows = a->U ? a->U : R;
+    linear_forward(a->a1, a->U ? a->xu : in, w[DICE_ENC_W1], w[DICE_ENC_B1], rows, F, H);
+    if (training && a->U)
+        batchnorm_grouped_forward(a->bn, bn->mean, bn->rstd, a->a1, a->count, w[DICE_ENC_G], w[DICE_ENC_BETA], a->U, H, R,
+                                  m->cfg.bn_eps, bn->run_mean, bn->run_var, m->cfg.bn_momentum);
+    else if (training)
         batchnorm_forward(a->bn, bn->mean, bn->rstd, a->a1, w[DICE_ENC_G], w[DICE_ENC_BETA], R, H, m->cfg.bn_eps,
                           bn->run_mean, bn->run_var, m->cfg.bn_momentum);
     else
-        batchnorm_inference(a->bn, a->a1, w[DICE_ENC_G], w[DICE_ENC_BETA], bn->run_mean, bn->run_var, R, H, m->cfg.bn_eps);
-    gelu_forward(a->g1, a->bn, R * H);
-    linear_forward(out, a->g1, w[DICE_ENC_W2], w[DICE_ENC_B2], R, H, Fout);
+        batchnorm_inference(a->bn, a->a1, w[DICE_ENC_G], w[DICE_ENC_BETA], bn->run_mean, bn->run_var, rows, H,
+                            m->cfg.bn_eps);
+    if (training) gelu_dropout_forward(a->g1, a->bn, NULL, a->bn, rows * H, 0, 0);   /* a->bn <- GELU' */
+    else gelu_forward(a->g1, a->bn, rows * H);
+    linear_forward(a->U ? a->outu : out, a->g1, w[DICE_ENC_W2], w[DICE_ENC_B2], rows, H, Fout);
+    if (a->U) gather_rows_forward(out, a->outu, a->group, R, Fout);
 }
 
-/* dout [R, Fout] -> parameter gradients (input gradients are not needed: inputs are data). */
+/* dout [R, Fout] -> parameter gradients, and dinp when asked (the head's; grouped encoders
+ * take data, whose gradient is never needed). Uses dbuf[6..8]. */
 static void encoder_backward(cm_dice *m, enc_acts *a, cm_dice_bn *bn, real *const *w, real *const *gw, const real *in,
                              int64_t R, int F, int Fout, const real *dout, real *dinp) {
     const int H = m->cfg.hidden;
-    real *dg1 = m->dbuf[8], *dbn = m->dbuf[9], *da1 = m->dbuf[8];
-    memset(dg1, 0, sizeof(real) * (size_t)(R * H));
-    linear_backward(dg1, gw[DICE_ENC_W2], gw[DICE_ENC_B2], dout, a->g1, w[DICE_ENC_W2], R, H, Fout);
-    memset(dbn, 0, sizeof(real) * (size_t)(R * H));
-    gelu_backward(dbn, dg1, a->bn, R * H);
-    memset(da1, 0, sizeof(real) * (size_t)(R * H));   /* dg1 is spent: reuse its buffer */
-    batchnorm_backward(da1, gw[DICE_ENC_G], gw[DICE_ENC_BETA], dbn, a->a1, w[DICE_ENC_G], bn->mean, bn->rstd, R, H);
-    linear_backward(dinp, gw[DICE_ENC_W1], gw[DICE_ENC_B1], da1, in, w[DICE_ENC_W1], R, F, H);
+    real *dg1 = m->dbuf[7], *dbn = m->dbuf[8], *da1 = m->dbuf[7];
+    int64_t rows = R;
+    if (a->U) {   /* the distinct rows' gradients are the sums over their copies */
+        real *doutu = m->dbuf[6];
+        memset(doutu, 0, sizeof(real) * (size_t)(a->U * Fout));
+        gather_rows_backward(doutu, dout, a->group, R, Fout);
+        dout = doutu;
+        rows = a->U;
+        in = a->xu;
+    }
+    linear_backward_set(dg1, gw[DICE_ENC_W2], gw[DICE_ENC_B2], dout, a->g1, w[DICE_ENC_W2], rows, H, Fout);
+    gelu_dropout_backward(dbn, dg1, a->bn, rows * H);   /* overwrites dbn */
+    memset(da1, 0, sizeof(real) * (size_t)(rows * H));   /* dg1 is spent: reuse its buffer */
+    if (a->U)
+        batchnorm_grouped_backward(da1, gw[DICE_ENC_G], gw[DICE_ENC_BETA], dbn, a->a1, a->count, w[DICE_ENC_G], bn->mean,
+                                   bn->rstd, a->U, H, R);
+    else
+        batchnorm_backward(da1, gw[DICE_ENC_G], gw[DICE_ENC_BETA], dbn, a->a1, w[DICE_ENC_G], bn->mean, bn->rstd, R, H);
+    linear_backward(a->U ? NULL : dinp, gw[DICE_ENC_W1], gw[DICE_ENC_B1], da1, in, w[DICE_ENC_W1], rows, F, H);
 }
 
-/* MLP = Linear -> GELU -> Dropout -> Linear, all H wide; GELU and dropout run fused (one pass,
- * and only the GELU input and the mask are kept for backward). */
-static void mlp_forward(cm_dice *m, real *const *w, const real *in, real *a, real *d, uint8_t *mask, real *out,
-                        int64_t R, int training, uint64_t seed) {
+/* MLP = Linear -> GELU -> Dropout -> Linear, all H wide. GELU and dropout run fused, and a
+ * training forward overwrites `a` with their local derivative: all that backward needs. */
+static void mlp_forward(cm_dice *m, real *const *w, const real *in, real *a, real *d, real *out, int64_t R, int training,
+                        uint64_t seed) {
     const int H = m->cfg.hidden;
     linear_forward(a, in, w[DICE_MLP_WA], w[DICE_MLP_BA], R, H, H);
-    if (training && m->cfg.dropout > 0) gelu_dropout_forward(d, mask, a, R * H, m->cfg.dropout, seed);
+    if (training) gelu_dropout_forward(d, a, NULL, a, R * H, m->cfg.dropout, seed);
     else gelu_forward(d, a, R * H);
     linear_forward(out, d, w[DICE_MLP_WB], w[DICE_MLP_BB], R, H, H);
 }
 
-static void mlp_backward(cm_dice *m, real *const *w, real *const *gw, const real *in, const real *a, const real *d,
-                         const uint8_t *mask, const real *dout, real *din, int64_t R, int training) {
+/* din [R, H] is overwritten */
+static void mlp_backward(cm_dice *m, real *const *w, real *const *gw, const real *in, const real *deriv, const real *d,
+                         const real *dout, real *din, int64_t R) {
     const int H = m->cfg.hidden;
-    real *dd = m->dbuf[8], *da = m->dbuf[9];
-    memset(dd, 0, sizeof(real) * (size_t)(R * H));
-    linear_backward(dd, gw[DICE_MLP_WB], gw[DICE_MLP_BB], dout, d, w[DICE_MLP_WB], R, H, H);
-    memset(da, 0, sizeof(real) * (size_t)(R * H));
-    if (training && m->cfg.dropout > 0) gelu_dropout_backward(da, dd, a, mask, R * H, m->cfg.dropout);
-    else gelu_backward(da, dd, a, R * H);
-    linear_backward(din, gw[DICE_MLP_WA], gw[DICE_MLP_BA], da, in, w[DICE_MLP_WA], R, H, H);
+    real *dd = m->dbuf[7], *da = m->dbuf[8];
+    /* every buffer here is fresh: written, not accumulated (din too: see the caller) */
+    linear_backward_set(dd, gw[DICE_MLP_WB], gw[DICE_MLP_BB], dout, d, w[DICE_MLP_WB], R, H, H);
+    gelu_dropout_backward(da, dd, deriv, R * H);
+    linear_backward_set(din, gw[DICE_MLP_WA], gw[DICE_MLP_BA], da, in, w[DICE_MLP_WA], R, H, H);
 }
 
 /* Sum rows into their segments: out[G,H] += in[rows of segment g]. */
@@ -330,27 +402,25 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
     scatter_csr(m->src_ptr, m->src_edges, src, E, N);
     scatter_csr(m->ng_ptr, m->ng_rows, node_graph, N, G);
     scatter_csr(m->eg_ptr, m->eg_rows, edge_graph, E, G);
-    encoder_forward(m, &m->enc_n, &m->bn[0], m->t.enc_node, x, N, c->node_in, H, m->enc_n.out, training);
-    encoder_forward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, ea, E, c->edge_in, H, m->enc_e.out, training);
+    encoder_forward(m, &m->enc_n, &m->bn[0], m->t.enc_node, x, N, c->node_in, H, m->enc_n.out, training, 1);
+    encoder_forward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, ea, E, c->edge_in, H, m->enc_e.out, training, 1);
     const real *h = m->enc_n.out, *e = m->enc_e.out;
     for (int l = 0; l < c->layers; l++) {
         layer_acts *a = &m->layers[l];
-        gather_mul_forward(a->msg, h, src, e, E, H);
-        memset(a->z, 0, sizeof(real) * (size_t)(N * H));
-        scatter_add_forward(a->z, a->msg, m->dst_ptr, m->dst_edges, N, H);
+        /* z = sum over edges into n of h[src] * e (one pass, no message buffer) */
+        gine_message_forward(a->z, h, e, src, m->dst_ptr, m->dst_edges, N, H);
         gin_combine_forward(a->comb_n, h, a->z, m->eps_store[0][l], N, H);
-        gather_diff_forward(a->zd, a->z, src, dst, E, H);
-        gin_combine_forward(a->comb_e, e, a->zd, m->eps_store[1][l], E, H);
+        gine_edge_combine_forward(a->comb_e, e, a->z, src, dst, m->eps_store[1][l], E, H);
         uint64_t s = mix64(seed ^ mix64((uint64_t)l * 2 + 0x5151));
-        mlp_forward(m, m->mlp_store[0][l], a->comb_n, a->na, a->nd, a->nmask, a->h, N, training, s);
-        mlp_forward(m, m->mlp_store[1][l], a->comb_e, a->ea, a->ed, a->emask, a->e, E, training, mix64(s));
+        mlp_forward(m, m->mlp_store[0][l], a->comb_n, a->na, a->nd, a->h, N, training, s);
+        mlp_forward(m, m->mlp_store[1][l], a->comb_e, a->ea, a->ed, a->e, E, training, mix64(s));
         h = a->h;
         e = a->e;
     }
     memset(m->pooled, 0, sizeof(real) * (size_t)(G * H));
     segment_sum(m->pooled, h, m->ng_ptr, m->ng_rows, G, H);
     segment_sum(m->pooled, e, m->eg_ptr, m->eg_rows, G, H);
-    encoder_forward(m, &m->enc_h, &m->bn[2], m->t.head, m->pooled, G, H, c->out, y, training);
+    encoder_forward(m, &m->enc_h, &m->bn[2], m->t.head, m->pooled, G, H, c->out, y, training, 0);
     return CM_OK;
 }
 
@@ -364,13 +434,11 @@ cm_status cm_dice_backward(cm_dice *m, const real *dy, cm_error *err) {
     real *dpooled = m->dbuf[0];
     memset(dpooled, 0, sizeof(real) * (size_t)(G * H));
     encoder_backward(m, &m->enc_h, &m->bn[2], m->t.head, m->g.head, m->pooled, G, H, c->out, dy, dpooled);
-    /* pooling: every row of a graph receives its graph's gradient */
+    /* pooling: every row of a graph receives its graph's gradient (a gather, written) */
     real *dh = m->dbuf[1], *de = m->dbuf[2];
-    memset(dh, 0, sizeof(real) * (size_t)(N * H));
-    memset(de, 0, sizeof(real) * (size_t)(E * H));
-    scatter_add_backward(dh, dpooled, m->node_graph, N, H);
-    scatter_add_backward(de, dpooled, m->edge_graph, E, H);
-    real *dh_prev = m->dbuf[3], *de_prev = m->dbuf[4], *dcomb = m->dbuf[5], *dz = m->dbuf[6], *dzd = m->dbuf[7];
+    gather_rows_forward(dh, dpooled, m->node_graph, N, H);
+    gather_rows_forward(de, dpooled, m->edge_graph, E, H);
+    real *dh_prev = m->dbuf[3], *de_prev = m->dbuf[4], *dcomb = m->dbuf[5], *dz = m->dbuf[6];
     for (int l = c->layers - 1; l >= 0; l--) {
         layer_acts *a = &m->layers[l];
         const real *h_in = l ? m->layers[l - 1].h : m->enc_n.out;
@@ -378,21 +446,16 @@ cm_status cm_dice_backward(cm_dice *m, const real *dy, cm_error *err) {
         memset(dh_prev, 0, sizeof(real) * (size_t)(N * H));
         memset(de_prev, 0, sizeof(real) * (size_t)(E * H));
         memset(dz, 0, sizeof(real) * (size_t)(N * H));
-        /* e' = MLP_e(comb_e), comb_e = (1 + eps_e) e + zd, zd = z[src] - z[dst] */
-        memset(dcomb, 0, sizeof(real) * (size_t)(E * H));
-        mlp_backward(m, m->mlp_store[1][l], m->gmlp_store[1][l], a->comb_e, a->ea, a->ed, a->emask, de, dcomb, E, 1);
-        memset(dzd, 0, sizeof(real) * (size_t)(E * H));
-        gin_combine_backward(de_prev, dzd, m->geps_store[1][l], dcomb, e_in, m->eps_store[1][l], E, H);
-        gather_diff_backward(dz, dzd, N, H, m->src_ptr, m->src_edges, m->dst_ptr, m->dst_edges);
+        /* e' = MLP_e(comb_e), comb_e = (1 + eps_e) e + z[src] - z[dst]: d comb_e is also the
+         * gradient of z[src] - z[dst] */
+        mlp_backward(m, m->mlp_store[1][l], m->gmlp_store[1][l], a->comb_e, a->ea, a->ed, de, dcomb, E);
+        gin_combine_backward(de_prev, NULL, m->geps_store[1][l], dcomb, e_in, m->eps_store[1][l], E, H);
+        gather_diff_backward(dz, dcomb, N, H, m->src_ptr, m->src_edges, m->dst_ptr, m->dst_edges);
         /* h' = MLP_n(comb_n), comb_n = (1 + eps_n) h + z */
-        memset(dcomb, 0, sizeof(real) * (size_t)(N * H));
-        mlp_backward(m, m->mlp_store[0][l], m->gmlp_store[0][l], a->comb_n, a->na, a->nd, a->nmask, dh, dcomb, N, 1);
+        mlp_backward(m, m->mlp_store[0][l], m->gmlp_store[0][l], a->comb_n, a->na, a->nd, dh, dcomb, N);
         gin_combine_backward(dh_prev, dz, m->geps_store[0][l], dcomb, h_in, m->eps_store[0][l], N, H);
-        /* z = scatter(msg over dst), msg = h[src] * e */
-        real *dmsg = dzd;   /* dzd is spent */
-        memset(dmsg, 0, sizeof(real) * (size_t)(E * H));
-        scatter_add_backward(dmsg, dz, m->dst, E, H);
-        gather_mul_backward(dh_prev, de_prev, dmsg, h_in, m->src, e_in, E, H, N, m->src_ptr, m->src_edges);
+        /* z = sum over edges into n of h[src] * e */
+        gine_message_backward(dh_prev, de_prev, dz, h_in, e_in, m->src, m->dst, E, N, H, m->src_ptr, m->src_edges);
         /* the inputs' gradients become the outputs' gradients of the layer below */
         real *t = dh; dh = dh_prev; dh_prev = t;
         t = de; de = de_prev; de_prev = t;

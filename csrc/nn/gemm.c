@@ -214,9 +214,9 @@ static _Thread_local size_t ws_cap = 0;   /* in reals */
 
 static real *workspace(size_t n) {
     if (n <= ws_cap) return ws_ptr;
-    void *p = NULL;
-    size_t bytes = (n * sizeof(real) + 63) / 64 * 64;
-    if (posix_memalign(&p, 64, bytes)) return NULL;
+    size_t bytes = (n * sizeof(real) + 63) / 64 * 64;   /* aligned_alloc wants a multiple of 64 */
+    void *p = aligned_alloc(64, bytes);
+    if (!p) return NULL;
     free(ws_ptr);
     ws_ptr = p;
     ws_cap = n;

@@ -1,4 +1,8 @@
-/* ops.c: forward/backward of the basic layers (see ops.h for conventions and sizes). */
+/* ops.c: forward/backward of the basic layers (see ops.h for conventions and sizes).
+ * Linear goes through gemm.c. The elementwise, batch-norm and message-passing kernels are
+ * vectorised per CPU (see "vector paths" below) and summed in fixed orders, so every result is
+ * the same for any thread count; the _ref functions are the plain loops they are tested
+ * against (csrc/tests/test_nn_fast.c). */
 #include "ops.h"
 #include "gemm.h"
 #include <math.h>
@@ -13,76 +17,6 @@ static uint64_t mix64(uint64_t x) {
 
 double cm_uniform(uint64_t seed, uint64_t i) {
     return (double)(mix64(seed ^ mix64(i)) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* ---------------------------------------------------------------- linear */
-/* The products run in gemm.c (cache-blocked, SIMD, OpenMP); the _ref versions are the plain
- * loops they are tested against (tests/test_gemm.py). */
-
-void linear_forward(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC) {
-    /* out[B,OC] = inp[B,C] @ weight[OC,C]^T + bias */
-    gemm(out, OC, inp, C, 1, weight, 1, C, bias, B, OC, C, 0);
-}
-
-void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
-                     int64_t B, int C, int OC) {
-    /* dinp[B,C] += dout[B,OC] @ weight[OC,C] */
-    if (dinp) gemm(dinp, C, dout, OC, 1, weight, C, 1, NULL, B, C, OC, 1);
-    /* dweight[OC,C] += dout^T[OC,B] @ inp[B,C] */
-    gemm(dweight, C, dout, 1, OC, inp, C, 1, NULL, OC, C, B, 1);
-    /* dbias[oc] += sum_b dout[b,oc]: column sums, a block of columns per thread, rows in order */
-    if (dbias) {
-        enum { COLS = 64 };
-#pragma omp parallel for schedule(static)
-        for (int o0 = 0; o0 < OC; o0 += COLS) {
-            const int w = OC - o0 < COLS ? OC - o0 : COLS;
-            real acc[COLS];
-            for (int j = 0; j < w; j++) acc[j] = 0;
-            for (int64_t b = 0; b < B; b++) {
-                const real *g = dout + b * OC + o0;
-                for (int j = 0; j < w; j++) acc[j] += g[j];
-            }
-            for (int j = 0; j < w; j++) dbias[o0 + j] += acc[j];
-        }
-    }
-}
-
-void linear_forward_ref(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC) {
-    for (int64_t b = 0; b < B; b++) {
-        const real *x = inp + b * C;
-        real *o = out + b * OC;
-        for (int oc = 0; oc < OC; oc++) {
-            const real *w = weight + (int64_t)oc * C;
-            real acc = bias ? bias[oc] : (real)0;
-            for (int c = 0; c < C; c++) acc += x[c] * w[c];
-            o[oc] = acc;
-        }
-    }
-}
-
-void linear_backward_ref(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
-                         int64_t B, int C, int OC) {
-    if (dinp)
-        for (int64_t b = 0; b < B; b++) {
-            const real *g = dout + b * OC;
-            real *dx = dinp + b * C;
-            for (int oc = 0; oc < OC; oc++) {
-                const real *w = weight + (int64_t)oc * C;
-                real go = g[oc];
-                for (int c = 0; c < C; c++) dx[c] += go * w[c];
-            }
-        }
-    for (int oc = 0; oc < OC; oc++) {
-        real *dw = dweight + (int64_t)oc * C;
-        real db = 0;
-        for (int64_t b = 0; b < B; b++) {
-            real go = dout[b * OC + oc];
-            const real *x = inp + b * C;
-            for (int c = 0; c < C; c++) dw[c] += go * x[c];
-            db += go;
-        }
-        if (dbias) dbias[oc] += db;
-    }
 }
 
 /* ---------------------------------------------------------------- vector paths
@@ -115,6 +49,95 @@ void linear_backward_ref(real *dinp, real *dweight, real *dbias, const real *dou
 #define EW_CHUNK 16384
 #define EW_PARALLEL_MIN 32768
 
+/* ---------------------------------------------------------------- linear */
+/* The products run in gemm.c (cache-blocked, SIMD, OpenMP); the _ref versions are the plain
+ * loops they are tested against (tests/test_gemm.py). */
+
+void linear_forward(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC) {
+    /* out[B,OC] = inp[B,C] @ weight[OC,C]^T + bias */
+    gemm(out, OC, inp, C, 1, weight, 1, C, bias, B, OC, C, 0);
+}
+
+/* out[j] += sum_b in[b * ld + j] for j < w (<= 32), in double, rows in order */
+CM_INLINE void colsum_w(real *out, const real *in, int64_t B, int ld, int w) {
+    double acc[32];
+    for (int j = 0; j < w; j++) acc[j] = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int j = 0; j < w; j++) acc[j] += in[b * ld + j];
+    for (int j = 0; j < w; j++) out[j] += (real)acc[j];
+}
+CM_INLINE void colsum_body(real *out, const real *in, int64_t B, int ld, int w) {
+    if (w == 32) colsum_w(out, in, B, ld, 32);   /* a constant width vectorises */
+    else colsum_w(out, in, B, ld, w);
+}
+CM_DISPATCH(colsum, colsum_body, (real *out, const real *in, int64_t B, int ld, int w), (out, in, B, ld, w))
+
+static void linear_backward_impl(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp,
+                                 const real *weight, int64_t B, int C, int OC, int accumulate_dinp) {
+    /* dinp[B,C] (+)= dout[B,OC] @ weight[OC,C] */
+    if (dinp) gemm(dinp, C, dout, OC, 1, weight, C, 1, NULL, B, C, OC, accumulate_dinp);
+    /* dweight[OC,C] += dout^T[OC,B] @ inp[B,C] */
+    gemm(dweight, C, dout, 1, OC, inp, C, 1, NULL, OC, C, B, 1);
+    /* dbias[oc] += sum_b dout[b,oc]: column sums in double (B is thousands of rows, whose float
+     * sum would lose digits), a block of columns per thread, rows in order */
+    if (dbias) {
+        enum { COLS = 32 };
+#pragma omp parallel for schedule(static) if ((int64_t)OC * B >= 32768)
+        for (int o0 = 0; o0 < OC; o0 += COLS) {
+            const int w = OC - o0 < COLS ? OC - o0 : COLS;
+            colsum(dbias + o0, dout + o0, B, OC, w);
+        }
+    }
+}
+
+void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
+                     int64_t B, int C, int OC) {
+    linear_backward_impl(dinp, dweight, dbias, dout, inp, weight, B, C, OC, 1);
+}
+
+void linear_backward_set(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
+                         int64_t B, int C, int OC) {
+    linear_backward_impl(dinp, dweight, dbias, dout, inp, weight, B, C, OC, 0);
+}
+
+void linear_forward_ref(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC) {
+    for (int64_t b = 0; b < B; b++) {
+        const real *x = inp + b * C;
+        real *o = out + b * OC;
+        for (int oc = 0; oc < OC; oc++) {
+            const real *w = weight + (int64_t)oc * C;
+            real acc = bias ? bias[oc] : (real)0;
+            for (int c = 0; c < C; c++) acc += x[c] * w[c];
+            o[oc] = acc;
+        }
+    }
+}
+
+void linear_backward_ref(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
+                         int64_t B, int C, int OC) {
+    if (dinp)
+        for (int64_t b = 0; b < B; b++) {
+            const real *g = dout + b * OC;
+            real *dx = dinp + b * C;
+            for (int oc = 0; oc < OC; oc++) {
+                const real *w = weight + (int64_t)oc * C;
+                real go = g[oc];
+                for (int c = 0; c < C; c++) dx[c] += go * w[c];
+            }
+        }
+    for (int oc = 0; oc < OC; oc++) {
+        real *dw = dweight + (int64_t)oc * C;
+        double db = 0;
+        for (int64_t b = 0; b < B; b++) {
+            real go = dout[b * OC + oc];
+            const real *x = inp + b * C;
+            for (int c = 0; c < C; c++) dw[c] += go * x[c];
+            db += go;
+        }
+        if (dbias) dbias[oc] += (real)db;
+    }
+}
+
 /* ---------------------------------------------------------------- GELU */
 
 #define INV_SQRT2 0.70710678118654752440
@@ -141,24 +164,31 @@ CM_INLINE float cm_expf_neg(float x) {
     return y * scale;
 }
 
-/* Phi(x) = erfc(-x / sqrt 2) / 2, with erfc from Numerical Recipes' Chebyshev fit (relative
- * error < 1.2e-7 on all of [0, inf)): the tail x << 0 keeps its relative accuracy, where
- * 1 + erf(x) would cancel. phi_out gets the density phi(x) = e^{-x^2/2} / sqrt(2 pi). */
+/* Phi(x) = erfc(-x / sqrt 2) / 2 written with the scaled erfcx(z) = e^{z^2} erfc(z): with
+ * z = |x| / sqrt 2, t = 1 / (1 + z / 2) in (0, 1] and u = 2t - 1,
+ *     erfc(z) = t Q(u) e^{-x^2 / 2},
+ * Q a degree-10 polynomial fitted (Chebyshev, weighted to relative error) to erfcx(z) / t on all
+ * of z >= 0: relative error 4e-8 in exact arithmetic, ~2e-7 in float. The tail x << 0 keeps its
+ * relative accuracy (1 + erf(x) would cancel), and e^{-x^2/2} is the one exp, shared with the
+ * density phi(x) = e^{-x^2/2} / sqrt(2 pi) that the derivative needs (phi_out, may be NULL). */
 CM_INLINE float cm_gelu_cdf(float x, float *phi_out) {
     float z = (x < 0 ? -x : x) * 0.70710678118654752f;
     float t = 1.0f / (1.0f + 0.5f * z);
-    float q = 0.17087277f;
-    q = q * t - 0.82215223f;
-    q = q * t + 1.48851587f;
-    q = q * t - 1.13520398f;
-    q = q * t + 0.27886807f;
-    q = q * t - 0.18628806f;
-    q = q * t + 0.09678418f;
-    q = q * t + 0.37409196f;
-    q = q * t + 1.00002368f;
-    q = q * t - 1.26551223f;
-    float half_erfc = 0.5f * t * cm_expf_neg(q - z * z);
-    if (phi_out) *phi_out = 0.39894228040143268f * cm_expf_neg(-0.5f * x * x);
+    float u = 2.0f * t - 1.0f;
+    float q = 4.337968293e-05f;
+    q = q * u - 3.646446882e-05f;
+    q = q * u - 3.022030377e-04f;
+    q = q * u + 4.303876586e-04f;
+    q = q * u + 1.531420349e-03f;
+    q = q * u - 3.243260370e-03f;
+    q = q * u - 1.075235861e-02f;
+    q = q * u + 1.822162219e-02f;
+    q = q * u + 1.397358152e-01f;
+    q = q * u + 3.435803218e-01f;
+    q = q * u + 5.107913555e-01f;
+    float g = cm_expf_neg(-0.5f * x * x);
+    float half_erfc = 0.5f * t * q * g;
+    if (phi_out) *phi_out = 0.39894228040143268f * g;
     return x < 0 ? half_erfc : 1.0f - half_erfc;
 }
 
@@ -418,6 +448,89 @@ void batchnorm_inference(real *out, const real *inp, const real *gamma, const re
             out[b * C + c] = (real)((inp[b * C + c] - running_mean[c]) / sqrt((double)running_var[c] + eps) * gamma[c] + beta[c]);
 }
 
+/* ---------------------------------------------------------------- grouped rows
+ * Rows that are copies of U distinct rows (one-hot inputs: a handful of device or edge types),
+ * counted count[u] times: batch norm over the R rows computed on the distinct rows alone. */
+
+void batchnorm_grouped_forward(real *out, real *mean, real *rstd, const real *inp, const int64_t *count,
+                               const real *gamma, const real *beta, int64_t U, int C, int64_t R, real eps,
+                               real *running_mean, real *running_var, real momentum) {
+    for (int c = 0; c < C; c++) {
+        double s = 0, ss = 0;
+        for (int64_t u = 0; u < U; u++) s += (double)count[u] * inp[u * C + c];
+        double m = s / (double)R;
+        for (int64_t u = 0; u < U; u++) {
+            double d = inp[u * C + c] - m;
+            ss += (double)count[u] * d * d;
+        }
+        double var = ss / (double)R, r = 1.0 / sqrt(var + eps);
+        mean[c] = (real)m;
+        rstd[c] = (real)r;
+        for (int64_t u = 0; u < U; u++) out[u * C + c] = (real)((inp[u * C + c] - m) * (r * gamma[c]) + beta[c]);
+        if (running_mean) {
+            double unbiased = R > 1 ? ss / (double)(R - 1) : var;
+            running_mean[c] = (real)((1 - momentum) * running_mean[c] + momentum * m);
+            running_var[c] = (real)((1 - momentum) * running_var[c] + momentum * unbiased);
+        }
+    }
+}
+
+void batchnorm_grouped_backward(real *dinp, real *dgamma, real *dbeta, const real *dout, const real *inp,
+                                const int64_t *count, const real *gamma, const real *mean, const real *rstd, int64_t U,
+                                int C, int64_t R) {
+    /* dout[u] and dinp[u] are sums over the count[u] copies of row u; per row
+     * dx = k (dout - mean(dout) - xhat mean(dout xhat)), so the sum over the copies is
+     * k (dout[u] - count[u] mean(dout) - count[u] xhat[u] mean(dout xhat)) */
+    for (int c = 0; c < C; c++) {
+        double sd = 0, sdx = 0;
+        for (int64_t u = 0; u < U; u++) {
+            double g = dout[u * C + c], xh = ((double)inp[u * C + c] - mean[c]) * rstd[c];
+            sd += g;
+            sdx += g * xh;
+        }
+        dgamma[c] += (real)sdx;
+        dbeta[c] += (real)sd;
+        double md = sd / (double)R, mdx = sdx / (double)R, k = (double)rstd[c] * gamma[c];
+        for (int64_t u = 0; u < U; u++) {
+            double xh = ((double)inp[u * C + c] - mean[c]) * rstd[c], n = (double)count[u];
+            dinp[u * C + c] += (real)(k * (dout[u * C + c] - n * md - n * xh * mdx));
+        }
+    }
+}
+
+CM_INLINE void gather_rows_body(real *out, const real *in, const int64_t *idx, int64_t r0, int64_t r1, int C) {
+    for (int64_t r = r0; r < r1; r++) {
+        const real *x = in + idx[r] * C;
+        real *o = out + r * C;
+        for (int c = 0; c < C; c++) o[c] = x[c];
+    }
+}
+CM_DISPATCH(gather_rows_chunk, gather_rows_body, (real *out, const real *in, const int64_t *idx, int64_t r0, int64_t r1, int C),
+            (out, in, idx, r0, r1, C))
+
+void gather_rows_forward(real *out, const real *in, const int64_t *idx, int64_t R, int C) {
+#pragma omp parallel for schedule(static) if (R * C >= EW_PARALLEL_MIN)
+    for (int64_t r = 0; r < R; r += 256) gather_rows_chunk(out, in, idx, r, r + 256 < R ? r + 256 : R, C);
+}
+
+#define GR_COLS 32
+CM_INLINE void gather_rows_bwd_body(real *din, const real *dout, const int64_t *idx, int64_t R, int C, int c0, int w) {
+    for (int64_t r = 0; r < R; r++) {
+        const real *g = dout + r * C + c0;
+        real *d = din + idx[r] * C + c0;
+        for (int j = 0; j < w; j++) d[j] += g[j];
+    }
+}
+CM_DISPATCH(gather_rows_bwd_cols, gather_rows_bwd_body, (real *din, const real *dout, const int64_t *idx, int64_t R, int C, int c0, int w),
+            (din, dout, idx, R, C, c0, w))
+
+void gather_rows_backward(real *din, const real *dout, const int64_t *idx, int64_t R, int C) {
+    /* din[idx[r]] += dout[r]: threads own blocks of columns and walk the rows in order, so every
+     * sum has one writer and a fixed order */
+#pragma omp parallel for schedule(static) if (R * C >= EW_PARALLEL_MIN)
+    for (int c0 = 0; c0 < C; c0 += GR_COLS) gather_rows_bwd_cols(din, dout, idx, R, C, c0, C - c0 < GR_COLS ? C - c0 : GR_COLS);
+}
+
 /* ---------------------------------------------------------------- dropout
  * keep(i) = cm_uniform(seed, i) >= p, tested in integers: cm_uniform is (h >> 11) * 2^-53 with
  * h = mix64(seed ^ mix64(i)), and p * 2^53 is exact for a float p, so the test is
@@ -531,15 +644,14 @@ void gelu_dropout_forward(real *out, real *deriv, uint8_t *mask, const real *inp
                                dropout, thr, scale, seed);
 }
 
-CM_INLINE void mul_acc_body(real *dinp, const real *dout, const real *deriv, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dinp[i] += dout[i] * deriv[i];
+CM_INLINE void mul_body(real *dinp, const real *dout, const real *deriv, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dinp[i] = dout[i] * deriv[i];
 }
-CM_DISPATCH(mul_acc_chunk, mul_acc_body, (real *dinp, const real *dout, const real *deriv, int64_t n),
-            (dinp, dout, deriv, n))
+CM_DISPATCH(mul_chunk, mul_body, (real *dinp, const real *dout, const real *deriv, int64_t n), (dinp, dout, deriv, n))
 
 void gelu_dropout_backward(real *dinp, const real *dout, const real *deriv, int64_t n) {
 #pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i += EW_CHUNK) mul_acc_chunk(dinp + i, dout + i, deriv + i, n - i < EW_CHUNK ? n - i : EW_CHUNK);
+    for (int64_t i = 0; i < n; i += EW_CHUNK) mul_chunk(dinp + i, dout + i, deriv + i, n - i < EW_CHUNK ? n - i : EW_CHUNK);
 }
 
 /* ---------------------------------------------------------------- message passing */
@@ -620,18 +732,32 @@ void gin_combine_forward(real *out, const real *x, const real *z, const real *ep
 #define GC_BLOCKS 64
 #define GC_LANES 8
 
-CM_INLINE double gin_combine_bwd_body(real *dx, real *dz, const real *dout, const real *x, real k, int64_t lo,
-                                      int64_t hi) {
-    if (dx)
-        for (int64_t i = lo; i < hi; i++) dx[i] += k * dout[i];
-    if (dz)
-        for (int64_t i = lo; i < hi; i++) dz[i] += dout[i];
+/* one pass: dx += k dout, dz += dout and the dot product, with has_dx / has_dz constant after
+ * inlining (the four combinations compile to four loops) */
+CM_INLINE double gin_combine_bwd_pass(real *dx, real *dz, const real *dout, const real *x, real k, int64_t lo,
+                                      int64_t hi, int has_dx, int has_dz) {
     double acc[GC_LANES] = {0};
     int64_t i = lo;
     for (; i + GC_LANES <= hi; i += GC_LANES)
-        for (int j = 0; j < GC_LANES; j++) acc[j] += (double)dout[i + j] * x[i + j];
-    for (; i < hi; i++) acc[0] += (double)dout[i] * x[i];
+        for (int j = 0; j < GC_LANES; j++) {
+            const real g = dout[i + j];
+            if (has_dx) dx[i + j] += k * g;
+            if (has_dz) dz[i + j] += g;
+            acc[j] += (double)g * x[i + j];
+        }
+    for (; i < hi; i++) {
+        if (has_dx) dx[i] += k * dout[i];
+        if (has_dz) dz[i] += dout[i];
+        acc[0] += (double)dout[i] * x[i];
+    }
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+CM_INLINE double gin_combine_bwd_body(real *dx, real *dz, const real *dout, const real *x, real k, int64_t lo,
+                                      int64_t hi) {
+    if (dx && dz) return gin_combine_bwd_pass(dx, dz, dout, x, k, lo, hi, 1, 1);
+    if (dx) return gin_combine_bwd_pass(dx, dz, dout, x, k, lo, hi, 1, 0);
+    if (dz) return gin_combine_bwd_pass(dx, dz, dout, x, k, lo, hi, 0, 1);
+    return gin_combine_bwd_pass(dx, dz, dout, x, k, lo, hi, 0, 0);
 }
 CM_INLINE void gin_combine_bwd_block_body(double *out, real *dx, real *dz, const real *dout, const real *x, real k,
                                           int64_t lo, int64_t hi) {

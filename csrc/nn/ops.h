@@ -8,7 +8,12 @@
  * tests compile the same file with -DCM_REAL=double.
  * OpenMP sits on loops whose iterations write disjoint memory; where a gradient collects
  * from many rows (weight gradients, scatters) the loop nest is split so each output element
- * has one writer, which keeps results identical for any thread count. */
+ * has one writer, which keeps results identical for any thread count.
+ * Speed: Linear runs on gemm.c; elementwise kernels are compiled for AVX-512, AVX2 and the
+ * baseline and picked at run time (ops.c, "vector paths"); each optimised op keeps a plain
+ * _ref twin that csrc/tests/test_nn_fast.c and test_gemm.c check it against. Two exceptions
+ * to "backward accumulates", both named: linear_backward_set and gelu_dropout_backward
+ * overwrite the input gradient (it is always a fresh buffer where they are used). */
 #ifndef CIRCML_NN_OPS_H
 #define CIRCML_NN_OPS_H
 #include <stdint.h>
@@ -24,6 +29,9 @@ typedef CM_REAL real;
 void linear_forward(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC);
 void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
                      int64_t B, int C, int OC);
+/* linear_backward with dinp overwritten instead of accumulated (spares zeroing a fresh buffer). */
+void linear_backward_set(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
+                         int64_t B, int C, int OC);
 /* The same with plain loops, serial: the reference the optimised pair is tested against. */
 void linear_forward_ref(real *out, const real *inp, const real *weight, const real *bias, int64_t B, int C, int OC);
 void linear_backward_ref(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
@@ -53,6 +61,20 @@ void batchnorm_backward_ref(real *dinp, real *dgamma, real *dbeta, const real *d
 void batchnorm_inference(real *out, const real *inp, const real *gamma, const real *beta, const real *running_mean,
                          const real *running_var, int64_t B, int C, real eps);
 
+/* Batch norm over R rows that are count[u] copies of each of U distinct rows inp[U,C] (out, and
+ * in backward dout and dinp, hold the U distinct rows; dout/dinp as sums over the copies):
+ * equal to batchnorm_forward/backward on the expanded rows, at the cost of U rows. */
+void batchnorm_grouped_forward(real *out, real *mean, real *rstd, const real *inp, const int64_t *count,
+                               const real *gamma, const real *beta, int64_t U, int C, int64_t R, real eps,
+                               real *running_mean, real *running_var, real momentum);
+void batchnorm_grouped_backward(real *dinp, real *dgamma, real *dbeta, const real *dout, const real *inp,
+                                const int64_t *count, const real *gamma, const real *mean, const real *rstd, int64_t U,
+                                int C, int64_t R);
+/* out[r] = in[idx[r]] for R rows of width C; backward din[idx[r]] += dout[r] (one writer per
+ * column block, rows in order: deterministic for any thread count). */
+void gather_rows_forward(real *out, const real *in, const int64_t *idx, int64_t R, int C);
+void gather_rows_backward(real *din, const real *dout, const int64_t *idx, int64_t R, int C);
+
 /* Dropout with a counter-based mask: element i is kept when hash(seed, i) >= p; kept values
  * are scaled by 1/(1-p). mask[n] (uint8) is saved for backward. */
 void dropout_forward(real *out, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
@@ -62,7 +84,8 @@ void dropout_forward_ref(real *out, uint8_t *mask, const real *inp, int64_t n, r
  * out = dropout(gelu(inp)) with dropout_forward's mask for `seed` (p = 0: GELU alone) and
  * deriv[i] = d out[i] / d inp[i] = keep_i / (1 - p) * gelu'(inp[i]). deriv may be inp itself
  * (overwritten in place: backward needs nothing else); mask[n] (may be NULL) gets the keep mask.
- * Backward: dinp += dout * deriv. Values equal gelu_forward then dropout_forward. */
+ * Backward: dinp = dout * deriv, OVERWRITING dinp (unlike the other backwards: the MLP's hidden
+ * gradient is always fresh, and this spares zeroing it). Values equal gelu then dropout. */
 void gelu_dropout_forward(real *out, real *deriv, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed);
 void gelu_dropout_backward(real *dinp, const real *dout, const real *deriv, int64_t n);
 

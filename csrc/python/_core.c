@@ -15,6 +15,7 @@
 
 int cm_spice_module_init(PyObject *m);   /* _spice.c */
 int cm_nn_module_init(PyObject *m);      /* _nn.c */
+int cm_diffusion_module_init(PyObject *m);   /* _diffusion.c */
 
 static PyObject *NetlistError;        /* ValueError subclass with .file, .line, .reason */
 static PyObject *UnsafeNetlistError;  /* NetlistError subclass: refused by a safety rule */
@@ -767,7 +768,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_INCREF(UnsafeNetlistError);
     PyModule_AddObject(m, "NetlistError", NetlistError);
     PyModule_AddObject(m, "UnsafeNetlistError", UnsafeNetlistError);
-    if (cm_spice_module_init(m) || cm_nn_module_init(m)) return NULL;
+    if (cm_spice_module_init(m) || cm_nn_module_init(m) || cm_diffusion_module_init(m)) return NULL;
     PyModule_AddIntConstant(m, "SCHEMA_DICE", CM_SCHEMA_DICE);
     PyModule_AddIntConstant(m, "SCHEMA_EXTENDED", CM_SCHEMA_EXTENDED);
     return m;

@@ -123,6 +123,19 @@ static void check_linear(int64_t B, int C, int OC) {
     linear_forward_ref(o2, x, w, b, B, C, OC);
     linear_backward(dx1, dw1, db1, dout, x, w, B, C, OC);
     linear_backward_ref(dx2, dw2, db2, dout, x, w, B, C, OC);
+    /* linear_backward_set: dinp overwritten, the same values as zeroing then accumulating */
+    real *dx3 = vec(B * C), *dx4 = vec(B * C), *dw3 = vec((int64_t)OC * C), *dw4 = vec((int64_t)OC * C);
+    memset(dx4, 0, sizeof(real) * (size_t)(B * C));
+    memset(dw3, 0, sizeof(real) * (size_t)OC * C);
+    memset(dw4, 0, sizeof(real) * (size_t)OC * C);
+    linear_backward_set(dx3, dw3, NULL, dout, x, w, B, C, OC);
+    linear_backward(dx4, dw4, NULL, dout, x, w, B, C, OC);
+    int same = 1;
+    for (int64_t i = 0; i < B * C; i++) same &= dx3[i] == dx4[i];
+    for (int64_t i = 0; i < (int64_t)OC * C; i++) same &= dw3[i] == dw4[i];
+    if (same) passed++;
+    else { failed++; printf("FAIL linear_backward_set B=%lld C=%d OC=%d\n", (long long)B, C, OC); }
+    free(dx3); free(dx4); free(dw3); free(dw4);
     /* values are O(1) with random signs: compare in norm */
     const real *got[4] = {o1, dx1, dw1, db1}, *want[4] = {o2, dx2, dw2, db2};
     const int64_t n[4] = {B * OC, B * C, (int64_t)OC * C, OC};

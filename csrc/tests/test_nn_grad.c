@@ -245,13 +245,19 @@ static double dm_loss(void *p) {
     cm_dice_forward(c->m, c->y, c->x, c->ea, c->src, c->dst, c->ng, c->eg, c->N, c->E, c->G, 1, 99, NULL);
     return dot(c->y, c->r, c->G * c->D);
 }
-static void test_dice_model(float dropout) {
+/* onehot: node and edge features are one-hot types, as in DICE's schema, which sends the
+ * encoders down their grouped path (distinct rows only) */
+static void test_dice_model(float dropout, int onehot) {
     cm_dice_config cfg = {3, 2, 4, 3, 2, dropout, 1e-5f, 0.1f};
     dm_ctx c = {0};
     cm_error err;
     if (cm_dice_init(&c.m, &cfg, 5, &err)) { failed++; printf("FAIL dice init: %s\n", err.msg); return; }
     c.N = 9; c.E = 14; c.G = 3; c.D = 3;
     c.x = vec(c.N * 3); c.ea = vec(c.E * 2); c.y = zeros(c.G * 3); c.r = vec(c.G * 3);
+    if (onehot) {
+        for (int n = 0; n < 9; n++) for (int f = 0; f < 3; f++) c.x[n * 3 + f] = (real)((n * 5 + n / 3) % 3 == f);
+        for (int e = 0; e < 14; e++) for (int f = 0; f < 2; f++) c.ea[e * 2 + f] = (real)((e * 7 / 3) % 2 == f);
+    }
     c.src = malloc(sizeof(int64_t) * 14); c.dst = malloc(sizeof(int64_t) * 14);
     c.ng = malloc(sizeof(int64_t) * 9); c.eg = malloc(sizeof(int64_t) * 14);
     for (int n = 0; n < 9; n++) c.ng[n] = n / 3;                 /* 3 graphs of 3 nodes */
@@ -286,7 +292,8 @@ static void test_dice_model(float dropout) {
             if (i < off + sz) break;
             off += sz;
         }
-        snprintf(what, sizeof what, "dice d%s[%lld] (dropout %.1f)", name, (long long)(i - off), dropout);
+        snprintf(what, sizeof what, "dice d%s[%lld] (dropout %.1f%s)", name, (long long)(i - off), dropout,
+                 onehot ? ", one-hot inputs" : "");
         check(what, G[i], numeric_grad(dm_loss, &c, P, i), 1e-5);
         if (failed - before > 10) break;
     }
@@ -298,8 +305,10 @@ static void test_dice_model(float dropout) {
 }
 
 int main(void) {
-    test_dice_model(0.0f);
-    test_dice_model(0.2f);
+    test_dice_model(0.0f, 0);
+    test_dice_model(0.2f, 0);
+    test_dice_model(0.0f, 1);
+    test_dice_model(0.2f, 1);
     test_gather_diff();
     test_dice_loss(0.05, 0.2, 0.05, "dice loss (DICE temperatures)");
     test_dice_loss(0.1, 0.1, 0.1, "nt-xent (one temperature)");

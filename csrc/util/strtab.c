@@ -91,11 +91,10 @@ static inline int same_bytes(const char *a, const char *b, size_t n) {
     return 1;
 }
 
-/* Id of s, or -1 with *slot_out the empty slot where it would go. */
-static int32_t probe(const cm_strtab *t, const char *s, size_t len, uint32_t h, uint32_t *slot_out) {
+/* Id of s, or -1 with *slot_out the empty slot where it would go. key, is_short: from short_key. */
+static int32_t probe(const cm_strtab *t, const char *s, size_t len, uint32_t h, uint64_t key, uint32_t is_short,
+                     uint32_t *slot_out) {
     uint32_t mask = t->nslots - 1, i = h & mask;
-    uint64_t key = 0;
-    uint32_t is_short = short_key(s, len, &key) ? SHORT_KEY : 0;
     for (;;) {
         const cm_strtab_slot *e = &t->slots[i];
         if (e->id1 == 0) { *slot_out = i; return -1; }
@@ -112,10 +111,9 @@ static int32_t probe(const cm_strtab *t, const char *s, size_t len, uint32_t h, 
     }
 }
 
-static void put_slot(cm_strtab_slot *e, const char *s, size_t len, uint32_t h, int32_t id) {
-    uint64_t key = 0;
+static void put_slot(cm_strtab_slot *e, uint32_t h, int32_t id, uint64_t key, uint32_t is_short) {
     e->hash = h;
-    e->id1 = (uint32_t)(id + 1) | (short_key(s, len, &key) ? SHORT_KEY : 0);
+    e->id1 = (uint32_t)(id + 1) | is_short;
     e->key = key;
 }
 
@@ -126,7 +124,9 @@ static int rehash(cm_strtab *t, uint32_t ns) {
     for (int32_t id = 0; id < t->n; id++) {
         uint32_t h = t->hashes[id], i = h & (ns - 1);
         while (slots[i].id1) i = (i + 1) & (ns - 1);
-        put_slot(&slots[i], t->buf + t->offs[id], (size_t)t->lens[id], h, id);
+        uint64_t key = 0;
+        uint32_t is_short = short_key(t->buf + t->offs[id], (size_t)t->lens[id], &key) ? SHORT_KEY : 0;
+        put_slot(&slots[i], h, id, key, is_short);
     }
     free(t->slots);
     t->slots = slots;
@@ -175,7 +175,9 @@ int cm_strtab_reserve(cm_strtab *t, int64_t n, size_t bytes) {
 
 int32_t cm_strtab_find_h(const cm_strtab *t, const char *s, size_t len, uint32_t h) {
     uint32_t slot;
-    return probe(t, s, len, h, &slot);
+    uint64_t key = 0;
+    uint32_t is_short = short_key(s, len, &key) ? SHORT_KEY : 0;
+    return probe(t, s, len, h, key, is_short, &slot);
 }
 
 int32_t cm_strtab_find(const cm_strtab *t, const char *s, size_t len) {
@@ -184,11 +186,14 @@ int32_t cm_strtab_find(const cm_strtab *t, const char *s, size_t len) {
 
 int32_t cm_strtab_intern_h(cm_strtab *t, const char *s, size_t len, uint32_t h, int *inserted) {
     uint32_t slot;
-    int32_t id = probe(t, s, len, h, &slot);
+    uint64_t key = 0;
+    uint32_t is_short = short_key(s, len, &key) ? SHORT_KEY : 0;
+    int32_t id = probe(t, s, len, h, key, is_short, &slot);
     if (inserted) *inserted = 0;
     if (id >= 0) return id;
     if (len > 0x7fffffff) return -1;
-    if (grow_ids(t, (int64_t)t->n + 1) || grow_buf(t, t->len + len + 1)) return -1;
+    if ((t->n >= t->ncap && grow_ids(t, (int64_t)t->n + 1)) || (t->len + len + 1 > t->cap && grow_buf(t, t->len + len + 1)))
+        return -1;
     id = t->n++;
     t->offs[id] = (int64_t)t->len;
     t->lens[id] = (int32_t)len;
@@ -196,10 +201,65 @@ int32_t cm_strtab_intern_h(cm_strtab *t, const char *s, size_t len, uint32_t h, 
     memcpy(t->buf + t->len, s, len);
     t->buf[t->len + len] = '\0';
     t->len += len + 1;
-    put_slot(&t->slots[slot], s, len, h, id);
+    put_slot(&t->slots[slot], h, id, key, is_short);
     if (inserted) *inserted = 1;
     if ((uint64_t)t->n * 2 > t->nslots && rehash(t, t->nslots * 2)) return -1;
     return id;
+}
+
+int cm_strtab_append_new(cm_strtab *t, int64_t n, cm_strtab_next_fn next, void *arg) {
+    if (n <= 0) return 0;
+    if (cm_strtab_reserve(t, n, 0)) return -1;
+    int32_t id0 = t->n;
+    uint32_t bits = 0;
+    while ((1u << bits) < t->nslots) bits++;
+    uint32_t bb = bits < 10 ? bits : 10, shift = bits - bb, nb = 1u << bb, mask = t->nslots - 1;
+    uint32_t *start = calloc((size_t)nb + 1, sizeof *start);        /* [nb + 1] bucket starts */
+    cm_strtab_slot *sorted = malloc(sizeof *sorted * (size_t)n);     /* [n] the new slots, by bucket */
+    if (!start || !sorted) { free(start); free(sorted); return -1; }
+    /* ids, text and hashes in id order; count per bucket of home slots */
+    for (int64_t i = 0; i < n; i++) {
+        size_t len;
+        uint32_t h;
+        const char *s = next(arg, &len, &h);
+        if (len > 0x7fffffff || (t->len + len + 1 > t->cap && grow_buf(t, t->len + len + 1))) {
+            free(start); free(sorted);
+            return -1;
+        }
+        int32_t id = t->n++;
+        t->offs[id] = (int64_t)t->len;
+        t->lens[id] = (int32_t)len;
+        t->hashes[id] = h;
+        memcpy(t->buf + t->len, s, len);
+        t->buf[t->len + len] = '\0';
+        t->len += len + 1;
+        start[((h & mask) >> shift) + 1]++;
+    }
+    for (uint32_t b = 0; b < nb; b++) start[b + 1] += start[b];
+    for (int32_t id = id0; id < t->n; id++) {
+        uint64_t key = 0;
+        uint32_t is_short = short_key(t->buf + t->offs[id], (size_t)t->lens[id], &key) ? SHORT_KEY : 0;
+        put_slot(&sorted[start[(t->hashes[id] & mask) >> shift]++], t->hashes[id], id, key, is_short);
+    }
+    /* slots bucket by bucket: each stretch of the table is visited once, in cache */
+    int dup = 0;
+    for (int64_t j = 0; j < n && !dup; j++) {
+        const cm_strtab_slot *e = &sorted[j];
+        for (uint32_t i = e->hash & mask;; i = (i + 1) & mask) {
+            cm_strtab_slot *o = &t->slots[i];
+            if (o->id1 == 0) { *o = *e; break; }
+            if (o->hash != e->hash || (o->id1 & SHORT_KEY) != (e->id1 & SHORT_KEY)) continue;
+            int32_t a = (int32_t)(o->id1 & ~SHORT_KEY) - 1, b = (int32_t)(e->id1 & ~SHORT_KEY) - 1;
+            if ((e->id1 & SHORT_KEY) ? o->key == e->key
+                                     : t->lens[a] == t->lens[b] && same_bytes(t->buf + t->offs[a], t->buf + t->offs[b], (size_t)t->lens[a])) {
+                dup = 1;
+                break;
+            }
+        }
+    }
+    free(start);
+    free(sorted);
+    return dup;
 }
 
 int32_t cm_strtab_intern(cm_strtab *t, const char *s, size_t len, int *inserted) {

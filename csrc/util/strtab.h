@@ -41,6 +41,13 @@ int32_t cm_strtab_find_h(const cm_strtab *t, const char *s, size_t len, uint32_t
 /* Room for n more strings of `bytes` characters in all, so that interning them neither
  * reallocates nor rehashes. 0, or -1 when out of memory. */
 int cm_strtab_reserve(cm_strtab *t, int64_t n, size_t bytes);
+/* Append n new strings as the next n ids, in order: string i comes from next(arg, &len, &hash)
+ * (called n times, i = 0, 1, ...; hash == cm_hash_bytes). Much faster than n interns for large
+ * n: the slots are filled bucket by bucket of the table, not in id order. 0; -1 when out of
+ * memory; 1 when a string was already in the table or repeats: the table is then left
+ * inconsistent and must be freed. */
+typedef const char *(*cm_strtab_next_fn)(void *arg, size_t *len, uint32_t *hash);
+int cm_strtab_append_new(cm_strtab *t, int64_t n, cm_strtab_next_fn next, void *arg);
 /* Hint that a string of hash h will be looked up soon (pulls its home slot into cache). */
 static inline void cm_strtab_prefetch(const cm_strtab *t, uint32_t h) {
 #if defined(__GNUC__)
