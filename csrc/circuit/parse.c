@@ -1624,7 +1624,7 @@ typedef struct {
 typedef struct {
     fchunk *ch; int n_ch;  /* in card order; cards between chunks were read by read_lines */
     int defer_chunk, defer_seg;   /* device names from this run (and card) on: inserted with pass C */
-    int32_t defer_card;
+    int32_t defer_card, last_other;
     ftables tb;
 } fast_state;
 
@@ -2190,10 +2190,9 @@ static cm_status fast_names(ctx *x, const fchunk *ch, const fseg *seg, int32_t i
     return t->n == seg->dev_base + seg->n_dev ? CM_OK : CM_ERR_NOMEM;
 }
 
-/* Pass B: global ids in card order, device names, and every other top-level card. Device
- * names of runs after the last card for instantiate() are left to fast_instantiate_top
- * (f->defer_*), which inserts them while pass C runs. */
-static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
+/* Room for the plain devices, and the last top-level card for instantiate() (f->last_other;
+ * -1: none, and then every device name can go in beside passes B and C). */
+static cm_status fast_plan(ctx *x, fast_state *f) {
     cm_circuit *c = x->c;
     int64_t n_dev = 0, n_term = 0, n_param = 0, bytes = 0;
     int32_t most_nets = 0, last_other = -1;   /* the last card for instantiate() */
@@ -2219,7 +2218,18 @@ static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
     if (fast_reserve(x, n_dev, n_term, n_param) || cm_strtab_reserve(&c->devnames, n_dev, (size_t)bytes) ||
         cm_strtab_reserve(&c->nets, most_nets, 0))
         return nomem(x);
+    f->last_other = last_other;
     f->defer_chunk = f->n_ch;
+    if (last_other < 0 && f->n_ch > 0) f->defer_chunk = f->defer_seg = f->defer_card = 0;
+    return CM_OK;
+}
+
+/* Pass B: global ids in card order, device names, and every other top-level card. Device
+ * names of runs after the last card for instantiate() are left to fast_instantiate_top
+ * (f->defer_*), which inserts them while pass C runs. */
+static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
+    cm_circuit *c = x->c;
+    int32_t last_other = f->last_other;
     cm_status st;
     int32_t t = 0;   /* next top-level card; those outside chunks go to instantiate() */
     for (int k = 0; k < f->n_ch; k++) {
@@ -2340,15 +2350,34 @@ static cm_status fast_instantiate_top(ctx *x, fast_state *f, const scope *top) {
     for (int k = 0; k < K; k++) f->ch[k].st = fast_pass_a(x, &f->ch[k]);
     for (int k = 0; k < K; k++)
         if (f->ch[k].st) return nomem(x);
-    if ((st = fast_pass_b(x, f, top))) return st;
-    /* One thread inserts the last device names while the others write the devices. */
+    if ((st = fast_plan(x, f))) return st;
     cm_status names = CM_OK;
-    #pragma omp parallel if (K > 1)
-    {
-        #pragma omp single nowait
-        names = fast_deferred_names(x, f);
-        #pragma omp for schedule(dynamic, 1) nowait
-        for (int k = 0; k < K; k++) fast_pass_c(x, &f->ch[k]);
+    if (f->last_other < 0) {
+        /* No card for instantiate(): one thread inserts every device name while pass B and
+         * then pass C run. */
+        #pragma omp parallel if (K > 1)
+        #pragma omp single
+        {
+            #pragma omp task shared(names)
+            names = fast_deferred_names(x, f);
+            st = fast_pass_b(x, f, top);
+            for (int k = 0; k < K && !st; k++) {
+                #pragma omp task
+                fast_pass_c(x, &f->ch[k]);
+            }
+            #pragma omp taskwait
+        }
+        if (st) return st;
+    } else {
+        if ((st = fast_pass_b(x, f, top))) return st;
+        /* One thread inserts the last device names while the others write the devices. */
+        #pragma omp parallel if (K > 1)
+        {
+            #pragma omp single nowait
+            names = fast_deferred_names(x, f);
+            #pragma omp for schedule(dynamic, 1) nowait
+            for (int k = 0; k < K; k++) fast_pass_c(x, &f->ch[k]);
+        }
     }
     if (names == CM_ERR_PARSE) return fail_at(x, NULL, names, "duplicate device name");   /* the reference words it */
     if (names || x->c->devnames.n != x->c->n_devices) return nomem(x);
