@@ -31,7 +31,7 @@ from circml.sizing import (DiffusionSizer, MinMaxScale, PolynomialExpansion, Rel
 ROOT = Path(__file__).resolve().parent.parent
 CC = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
 SOURCES = ["csrc/tests/test_diffusion_model.c", "csrc/diffusion/model.c", "csrc/diffusion/schedule.c",
-           "csrc/nn/transformer.c", "csrc/nn/ops.c", "csrc/nn/gemm.c", "csrc/util/status.c"]
+           "csrc/nn/mlp.c", "csrc/nn/transformer.c", "csrc/nn/ops.c", "csrc/nn/gemm.c", "csrc/util/status.c"]
 
 
 # -- the C test program ----------------------------------------------------------------------

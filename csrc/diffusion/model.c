@@ -83,6 +83,12 @@ typedef struct {
     real *dye;                  /* [B,S*C] */
     real *dtemb, *dta, *dth;    /* [B,C]   */
     real *dout;                 /* [B,D]   the loss's gradient (with_grad only) */
+    /* MLP backbone (instead of the transformer's buffers) */
+    real *min;                  /* [B,D+C+P] concat(x_t, temb, condition) */
+    real *macts;                /* mlp_num_acts */
+    uint8_t *mmask;             /* mlp_num_masks */
+    real *dmin;                 /* [B,D+C+P] (with_grad only) */
+    real *mscratch;             /* mlp_num_scratch (with_grad only) */
     int64_t B;                  /* rows of the last forward */
     int trained;                /* the last forward kept what backward needs */
 } workspace;
@@ -90,8 +96,9 @@ typedef struct {
 /* Views of one flat [P] block (the parameters, the gradients, or a chunk's gradients) as the
  * model's tensors. */
 typedef struct {
-    real *t[DM_N];              /* the tensors outside the blocks */
-    tblock_params *enc, *dec;   /* [Le], [Ld] */
+    real *t[DM_N];              /* the tensors outside the blocks (NULL where a backbone has none) */
+    tblock_params *enc, *dec;   /* [Le], [Ld] (transformer) */
+    real *mlp;                  /* the MLP backbone's block (mlp.h order) */
 } tensor_view;
 
 struct cm_diffusion {
@@ -110,6 +117,8 @@ struct cm_diffusion {
     tblock_params *enc, *dec;   /* = pv.enc, pv.dec */
     tensor_view pv, gv;         /* parameters, gradients */
     int64_t enc_sizes[TBP_N], dec_sizes[TBP_N];
+    int mlp_L, mlp_w[CM_MLP_MAX_LAYERS + 1];   /* MLP backbone: layers and widths */
+    int mlp_first;              /* table index of its first tensor */
     double *acp;                /* [T] alphas_cumprod */
     workspace ws;               /* cm_diffusion_forward / _backward on one batch */
     /* data-parallel training: a batch is cut into chunks of chunk_rows rows, each run with a
@@ -134,6 +143,14 @@ static void ws_free(workspace *w) {
     memset(w, 0, sizeof *w);
 }
 
+/* The MLP backbone's layers: concat(x_t, temb, condition) -> mlp_layers x mlp_hidden -> D. */
+static void mlp_widths(const cm_diffusion_config *c, int *L, int *w) {
+    *L = c->mlp_layers + 1;
+    w[0] = c->x_dim + c->channels + c->y_dim;
+    for (int i = 1; i <= c->mlp_layers; i++) w[i] = c->mlp_hidden;
+    w[*L] = c->x_dim;
+}
+
 /* Carve a workspace for B rows from (mem, bytes, ints); with NULL bases only counts. Returns the
  * number of reals; *nbytes and *nints receive the other two counts. */
 static int64_t ws_carve(workspace *w, const cm_diffusion_config *c, int64_t B, int with_grad, real *mem,
@@ -145,6 +162,23 @@ static int64_t ws_carve(workspace *w, const cm_diffusion_config *c, int64_t B, i
 #define TAKEI(p, n) do { if (ints) (p) = ints + ioff; ioff += (n); } while (0)
     TAKE(w->xt, B * D); TAKE(w->y, B * P); TAKE(w->tf, B); TAKEI(w->t, B); TAKEB(w->drop, B);
     TAKE(w->tsin, B * C); TAKE(w->th, B * C); TAKE(w->ta, B * C); TAKE(w->temb, B * C);
+    if (c->backbone == CM_BACKBONE_MLP) {
+        int L, wd[CM_MLP_MAX_LAYERS + 1];
+        mlp_widths(c, &L, wd);
+        TAKE(w->min, B * wd[0]);
+        TAKE(w->macts, mlp_num_acts(wd, L, B));
+        TAKEB(w->mmask, mlp_num_masks(wd, L, B));
+        TAKE(w->out, B * D);
+        if (with_grad) {
+            TAKE(w->dmin, B * wd[0]);
+            TAKE(w->mscratch, mlp_num_scratch(wd, L, B));
+            TAKE(w->dtemb, B * C); TAKE(w->dta, B * C); TAKE(w->dth, B * C);
+            TAKE(w->dout, B * D);
+        }
+        *nbytes = boff;
+        *nints = ioff;
+        return off;
+    }
     TAKE(w->ye, B * S * C); TAKE(w->m0, B * S * C);
     int64_t as[TBA_N], mb;
     const int64_t ea = tblock_act_sizes(as, &mb, (int)B, (int)S, (int)S, (int)C, c->heads, c->ff, 0);
@@ -190,15 +224,18 @@ static cm_status ws_reserve(workspace *w, const cm_diffusion_config *c, int64_t 
     if (w->mem && B < w->cap) B = w->cap;
     with_grad = with_grad || w->with_grad;
     ws_free(w);
-    w->enc = calloc((size_t)c->enc_layers, sizeof *w->enc);
-    w->dec = calloc((size_t)c->dec_layers, sizeof *w->dec);
-    w->enc_out = calloc((size_t)c->enc_layers, sizeof *w->enc_out);
-    w->dec_out = calloc((size_t)c->dec_layers, sizeof *w->dec_out);
+    const int tf = c->backbone == CM_BACKBONE_TRANSFORMER;
+    if (tf) {
+        w->enc = calloc((size_t)c->enc_layers, sizeof *w->enc);
+        w->dec = calloc((size_t)c->dec_layers, sizeof *w->dec);
+        w->enc_out = calloc((size_t)c->enc_layers, sizeof *w->enc_out);
+        w->dec_out = calloc((size_t)c->dec_layers, sizeof *w->dec_out);
+    }
     int64_t nb, ni, nr = ws_carve(w, c, B, with_grad, NULL, NULL, NULL, &nb, &ni);
     w->mem = malloc(sizeof(real) * (size_t)nr);
-    w->bytes = malloc((size_t)nb);
+    w->bytes = malloc((size_t)(nb > 0 ? nb : 1));
     w->ints = malloc(sizeof(int64_t) * (size_t)ni);
-    if (!w->enc || !w->dec || !w->enc_out || !w->dec_out || !w->mem || !w->bytes || !w->ints) {
+    if ((tf && (!w->enc || !w->dec || !w->enc_out || !w->dec_out)) || !w->mem || !w->bytes || !w->ints) {
         ws_free(w);
         return CM_ERR_NOMEM;
     }
@@ -265,6 +302,13 @@ static void view_free(tensor_view *v) {
 /* Point v's tensors into base[P] by the table. */
 static cm_status view_carve(const cm_diffusion *m, tensor_view *v, real *base) {
     const cm_diffusion_config *c = &m->cfg;
+    if (c->backbone == CM_BACKBONE_MLP) {
+        for (int i = 0; i < DM_N; i++) v->t[i] = m->idx[i] >= 0 ? base + m->offsets[m->idx[i]] : NULL;
+        v->enc = v->dec = NULL;
+        v->mlp = base + m->offsets[m->mlp_first];
+        return CM_OK;
+    }
+    v->mlp = NULL;
     v->enc = calloc((size_t)c->enc_layers, sizeof *v->enc);
     v->dec = calloc((size_t)c->dec_layers, sizeof *v->dec);
     if (!v->enc || !v->dec) { view_free(v); return CM_ERR_NOMEM; }
@@ -292,9 +336,78 @@ static void uniform_fill(real *w, int64_t n, double bound, uint64_t seed) {
     }
 }
 
+/* The DM-MLP backbone (model.h): the table is null_cond, the timestep MLP, then the MLP's
+ * layers; the tensors of the transformer are absent (idx -1). */
+static cm_status init_mlp(cm_diffusion **out, const cm_diffusion_config *c, uint64_t seed, cm_error *err) {
+    if (c->x_dim < 1 || c->y_dim < 1 || c->channels < 2 || c->mlp_hidden < 1)
+        return cm_error_set(err, CM_ERR_VALUE, "", 0,
+                            "diffusion model sizes must be positive (x_dim %d, y_dim %d, channels %d >= 2, "
+                            "mlp_hidden %d)", c->x_dim, c->y_dim, c->channels, c->mlp_hidden);
+    if (c->mlp_layers < 1 || c->mlp_layers >= CM_MLP_MAX_LAYERS)
+        return cm_error_set(err, CM_ERR_VALUE, "", 0, "mlp_layers must be in [1, %d] (got %d)", CM_MLP_MAX_LAYERS - 1,
+                            c->mlp_layers);
+    if (c->timesteps < 2) return cm_error_set(err, CM_ERR_VALUE, "", 0, "timesteps must be >= 2 (got %d)", c->timesteps);
+    if (!(c->dropout >= 0 && c->dropout < 1))
+        return cm_error_set(err, CM_ERR_VALUE, "", 0, "dropout must be in [0, 1) (got %g)", (double)c->dropout);
+    if (c->act != CM_ACT_GELU && c->act != CM_ACT_RELU)
+        return cm_error_set(err, CM_ERR_VALUE, "", 0, "unknown activation %d", (int)c->act);
+    cm_diffusion *m = calloc(1, sizeof *m);
+    if (!m) return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory");
+    m->cfg = *c;
+    mlp_widths(c, &m->mlp_L, m->mlp_w);
+    const int64_t P = c->y_dim, C = c->channels;
+    const int max_t = DM_N + 2 * m->mlp_L;
+    m->names = calloc((size_t)max_t, sizeof *m->names);
+    m->sizes = calloc((size_t)max_t, sizeof *m->sizes);
+    m->offsets = calloc((size_t)max_t, sizeof *m->offsets);
+    m->dims = calloc((size_t)max_t, sizeof *m->dims);
+    m->ndims = calloc((size_t)max_t, sizeof *m->ndims);
+    m->acp = malloc(sizeof(double) * (size_t)c->timesteps);
+    m->chunk_rows = CM_DIFFUSION_CHUNK_ROWS;
+    if (!m->names || !m->sizes || !m->offsets || !m->dims || !m->ndims || !m->acp) {
+        cm_diffusion_free(m);
+        return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory");
+    }
+    cm_status st = diffusion_cosine_schedule(NULL, m->acp, c->timesteps, c->zero_terminal_snr, err);
+    if (st) { cm_diffusion_free(m); return st; }
+    int *idx = m->idx;
+    for (int i = 0; i < DM_N; i++) idx[i] = -1;
+    idx[DM_NULL] = m->n_tensors; add_tensor(m, DM_NAMES[DM_NULL], 1, P, 0);
+    idx[DM_T1_W] = m->n_tensors; add_tensor(m, DM_NAMES[DM_T1_W], 2, C, C);
+    idx[DM_T1_B] = m->n_tensors; add_tensor(m, DM_NAMES[DM_T1_B], 1, C, 0);
+    idx[DM_T2_W] = m->n_tensors; add_tensor(m, DM_NAMES[DM_T2_W], 2, C, C);
+    idx[DM_T2_B] = m->n_tensors; add_tensor(m, DM_NAMES[DM_T2_B], 1, C, 0);
+    m->mlp_first = m->n_tensors;
+    char name[64];
+    for (int i = 0; i < m->mlp_L; i++) {
+        snprintf(name, sizeof name, "mlp.%d.weight", i);
+        add_tensor(m, name, 2, m->mlp_w[i + 1], m->mlp_w[i]);
+        snprintf(name, sizeof name, "mlp.%d.bias", i);
+        add_tensor(m, name, 1, m->mlp_w[i + 1], 0);
+    }
+    m->block = calloc((size_t)(4 * m->P), sizeof(real));
+    if (!m->block) { cm_diffusion_free(m); return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory"); }
+    m->params = m->block;
+    m->grads = m->block + m->P;
+    m->am = m->block + 2 * m->P;
+    m->av = m->block + 3 * m->P;
+    view_carve(m, &m->pv, m->params);
+    view_carve(m, &m->gv, m->grads);
+    m->t = m->pv.t;
+    /* null_cond starts at zero (the "zero condition" of a plain conditional MLP) and is learned */
+    for (int i = DM_T1_W; i <= DM_T2_B; i++)
+        uniform_fill(m->t[i], m->sizes[idx[i]], 1.0 / sqrt((double)C), mix64(seed ^ mix64(0x1000 + (uint64_t)i)));
+    mlp_init_params(m->pv.mlp, m->mlp_w, m->mlp_L, mix64(seed ^ 0x6d6c70));
+    *out = m;
+    return CM_OK;
+}
+
 cm_status cm_diffusion_init(cm_diffusion **out, const cm_diffusion_config *cfg, uint64_t seed, cm_error *err) {
     *out = NULL;
     const cm_diffusion_config *c = cfg;
+    if (c->backbone == CM_BACKBONE_MLP) return init_mlp(out, cfg, seed, err);
+    if (c->backbone != CM_BACKBONE_TRANSFORMER)
+        return cm_error_set(err, CM_ERR_VALUE, "", 0, "unknown backbone %d (0 transformer, 1 MLP)", (int)c->backbone);
     if (c->x_dim < 1 || c->y_dim < 1 || c->cond_tokens < 1 || c->channels < 2 || c->heads < 1 || c->ff < 1)
         return cm_error_set(err, CM_ERR_VALUE, "", 0,
                             "diffusion model sizes must be positive (x_dim %d, y_dim %d, cond_tokens %d, channels %d, "
@@ -454,8 +567,68 @@ static void act_backward(cm_activation act, real *dinp, const real *dout, const 
     else gelu_backward(dinp, dout, inp, n);
 }
 
+/* temb[B,C] = Linear2(act(Linear1(sinusoid(t)))) of the timesteps in w */
+static void temb_forward(const cm_diffusion *m, workspace *w, int64_t B) {
+    const cm_diffusion_config *c = &m->cfg;
+    const int C = c->channels;
+    real *const *t = m->t;
+    for (int64_t b = 0; b < B; b++) w->tf[b] = (real)w->t[b];
+    timestep_embedding_forward(w->tsin, w->tf, B, C, 10000.0, 1, 0.0);
+    linear_forward(w->th, w->tsin, t[DM_T1_W], t[DM_T1_B], B, C, C);
+    act_forward(c->act, w->ta, w->th, B * C);
+    linear_forward(w->temb, w->ta, t[DM_T2_W], t[DM_T2_B], B, C, C);
+}
+
+/* Backward of temb_forward from w->dtemb, accumulating into g. */
+static void temb_backward(const cm_diffusion *m, workspace *w, real *const *g, int64_t B) {
+    const cm_diffusion_config *c = &m->cfg;
+    const int C = c->channels;
+    real *const *t = m->t;
+    memset(w->dta, 0, sizeof(real) * (size_t)(B * C));
+    linear_backward(w->dta, g[DM_T2_W], g[DM_T2_B], w->dtemb, w->ta, t[DM_T2_W], B, C, C);
+    memset(w->dth, 0, sizeof(real) * (size_t)(B * C));
+    act_backward(c->act, w->dth, w->dta, w->th, B * C);
+    linear_backward(NULL, g[DM_T1_W], g[DM_T1_B], w->dth, w->tsin, t[DM_T1_W], B, C, C);
+}
+
+/* The MLP backbone: out[B,D] = MLP(concat(x_t, temb, drop ? null : y)). */
+static void mlp_model_forward(const cm_diffusion *m, workspace *w, int64_t B, int training, uint64_t seed) {
+    const cm_diffusion_config *c = &m->cfg;
+    const int D = c->x_dim, P = c->y_dim, C = c->channels, W0 = m->mlp_w[0];
+    temb_forward(m, w, B);
+    const real *null = m->t[DM_NULL];
+#pragma omp parallel for schedule(static) if (B >= 64)
+    for (int64_t b = 0; b < B; b++) {
+        real *r = w->min + b * W0;
+        memcpy(r, w->xt + b * D, sizeof(real) * (size_t)D);
+        memcpy(r + D, w->temb + b * C, sizeof(real) * (size_t)C);
+        memcpy(r + D + C, w->drop[b] ? null : w->y + b * P, sizeof(real) * (size_t)P);
+    }
+    mlp_forward(w->out, w->macts, w->mmask, w->min, m->pv.mlp, m->mlp_w, m->mlp_L, B,
+                training ? (real)c->dropout : (real)0, mix64(seed ^ STREAM_BLOCK_DROPOUT));
+    w->B = B;
+    w->trained = training;
+}
+
+static void mlp_model_backward(const cm_diffusion *m, workspace *w, const tensor_view *gv, const real *dout) {
+    const cm_diffusion_config *c = &m->cfg;
+    const int D = c->x_dim, P = c->y_dim, C = c->channels, W0 = m->mlp_w[0];
+    const int64_t B = w->B;
+    memset(w->dmin, 0, sizeof(real) * (size_t)(B * W0));
+    mlp_backward(w->dmin, gv->mlp, w->mscratch, dout, w->min, m->pv.mlp, w->macts, w->mmask, m->mlp_w, m->mlp_L, B,
+                 (real)c->dropout);
+    /* the input is concat(x_t, temb, cond): x_t and y are data; temb and null get gradients */
+    for (int64_t b = 0; b < B; b++) memcpy(w->dtemb + b * C, w->dmin + b * W0 + D, sizeof(real) * (size_t)C);
+    real *gnull = gv->t[DM_NULL];
+    for (int64_t b = 0; b < B; b++)   /* rows in order: the same sum for any thread count */
+        if (w->drop[b])
+            for (int k = 0; k < P; k++) gnull[k] += w->dmin[b * W0 + D + C + k];
+    temb_backward(m, w, gv->t, B);
+}
+
 /* Forward of the B rows already in w (xt, y, t, drop). The model is only read. */
 static void model_forward(const cm_diffusion *m, workspace *w, int64_t B, int training, uint64_t seed) {
+    if (m->cfg.backbone == CM_BACKBONE_MLP) { mlp_model_forward(m, w, B, training, seed); return; }
     const cm_diffusion_config *c = &m->cfg;
     const int D = c->x_dim, P = c->y_dim, S = c->cond_tokens, C = c->channels, NH = c->heads, F = c->ff;
     const int64_t SC = (int64_t)S * C;
@@ -535,6 +708,7 @@ cm_status cm_diffusion_forward(cm_diffusion *m, real *out, const real *xt, const
 
 /* Backward of the training forward held in w, from dout[B,D], accumulating into gv. */
 static void model_backward(const cm_diffusion *m, workspace *w, const tensor_view *gv, const real *dout) {
+    if (m->cfg.backbone == CM_BACKBONE_MLP) { mlp_model_backward(m, w, gv, dout); return; }
     const cm_diffusion_config *c = &m->cfg;
     const int D = c->x_dim, P = c->y_dim, S = c->cond_tokens, C = c->channels, NH = c->heads, F = c->ff;
     const int64_t B = w->B, SC = (int64_t)S * C, BDC = B * D * C, BSC = B * SC;

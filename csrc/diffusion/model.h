@@ -32,10 +32,21 @@
 #ifndef CIRCML_DIFFUSION_MODEL_H
 #define CIRCML_DIFFUSION_MODEL_H
 #include <stdint.h>
+#include "../nn/mlp.h"
 #include "../nn/ops.h"
 #include "../nn/transformer.h"
 #include "../util/status.h"
 #include "schedule.h"
+
+/* The network that predicts v. CM_BACKBONE_MLP is the DM-MLP baseline of Eid et al. (the
+ * paper's ref. [6]) on the same diffusion, guidance and samplers:
+ *   temb[B,C]   = Linear2(act(Linear1(sinusoid(t))))              (as above)
+ *   c[B,P]      = y, or null[P] where the condition is dropped      (a learned null, zero at init)
+ *   v[B,D]      = MLP(concat(x_t, temb, c))                         (mlp.h: hidden layers
+ *                 Linear -> ReLU -> dropout, mlp_layers of width mlp_hidden, then Linear -> D)
+ * Its tensors: "null_cond" [P], "t_embed.*", "mlp.<i>.weight" / "mlp.<i>.bias" (i = 0..L-1);
+ * cond_tokens, heads, ff, enc_layers and dec_layers are unused. */
+typedef enum { CM_BACKBONE_TRANSFORMER = 0, CM_BACKBONE_MLP = 1 } cm_backbone;
 
 typedef struct {
     int x_dim;            /* D: sizing parameters */
@@ -49,7 +60,10 @@ typedef struct {
     int timesteps;        /* T >= 2 */
     int zero_terminal_snr;/* 1: cosine schedule rescaled to zero terminal SNR (Lin et al.) */
     cm_activation act;    /* in the blocks' MLPs and the timestep MLP (the paper: ReLU) */
-    float dropout;        /* in the blocks' MLPs, training only */
+    float dropout;        /* in the blocks' MLPs (or the MLP backbone's hidden layers), training only */
+    cm_backbone backbone; /* 0 (a zeroed config): the transformer */
+    int mlp_layers;       /* MLP backbone: hidden layers (1..CM_MLP_MAX_LAYERS-1) */
+    int mlp_hidden;       /* MLP backbone: their width */
 } cm_diffusion_config;
 
 /* Guidance conventions (both in schedule.h):

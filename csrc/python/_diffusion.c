@@ -63,15 +63,20 @@ static int check_rows(PyArrayObject *a, npy_intp rows, npy_intp cols, const char
 }
 
 /* diffusion_init(x_dim, y_dim, cond_tokens, channels, heads, ff, enc_layers, dec_layers,
- *                timesteps, zero_terminal_snr, activation, dropout, seed) -> model */
+ *                timesteps, zero_terminal_snr, activation, dropout, seed
+ *                [, backbone, mlp_layers, mlp_hidden]) -> model
+ * backbone: 0 the transformer (default), 1 the MLP of DM-MLP (mlp_layers hidden layers of width
+ * mlp_hidden; cond_tokens, heads, ff and the block counts are then unused). */
 static PyObject *py_diffusion_init(PyObject *self, PyObject *args) {
     (void)self;
-    cm_diffusion_config c;
-    int zsnr, act;
+    cm_diffusion_config c = {0};
+    int zsnr, act, backbone = 0;
     unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "iiiiiiiiipifK", &c.x_dim, &c.y_dim, &c.cond_tokens, &c.channels, &c.heads, &c.ff,
-                          &c.enc_layers, &c.dec_layers, &c.timesteps, &zsnr, &act, &c.dropout, &seed))
+    if (!PyArg_ParseTuple(args, "iiiiiiiiipifK|iii", &c.x_dim, &c.y_dim, &c.cond_tokens, &c.channels, &c.heads, &c.ff,
+                          &c.enc_layers, &c.dec_layers, &c.timesteps, &zsnr, &act, &c.dropout, &seed, &backbone,
+                          &c.mlp_layers, &c.mlp_hidden))
         return NULL;
+    c.backbone = (cm_backbone)backbone;
     c.zero_terminal_snr = zsnr;
     c.act = (cm_activation)act;
     cm_diffusion *m;
@@ -307,10 +312,174 @@ done:
     return out;
 }
 
+/* ---------------------------------------------------------------- the plain MLP (mlp.h) */
+
+#define MLP_CAPSULE "circml.mlp"
+
+static void mlp_capsule_free(PyObject *cap) { cm_mlp_free(PyCapsule_GetPointer(cap, MLP_CAPSULE)); }
+
+static cm_mlp *get_mlp(PyObject *cap) {
+    if (!PyCapsule_IsValid(cap, MLP_CAPSULE)) {
+        PyErr_SetString(PyExc_TypeError, "expected an MLP handle (from mlp_init)");
+        return NULL;
+    }
+    return PyCapsule_GetPointer(cap, MLP_CAPSULE);
+}
+
+/* mlp_init(widths (a sequence of L+1 ints), dropout, seed) -> model */
+static PyObject *py_mlp_init(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *wo;
+    float dropout;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OfK", &wo, &dropout, &seed)) return NULL;
+    PyObject *seq = PySequence_Fast(wo, "widths must be a sequence of ints");
+    if (!seq) return NULL;
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 2 || n > CM_MLP_MAX_LAYERS + 1) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "widths must have 2..%d entries (input, hidden..., output), got %zd",
+                     CM_MLP_MAX_LAYERS + 1, n);
+        return NULL;
+    }
+    int w[CM_MLP_MAX_LAYERS + 1];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) { Py_DECREF(seq); return NULL; }
+        w[i] = (int)v;
+    }
+    Py_DECREF(seq);
+    cm_mlp *m;
+    cm_error err;
+    cm_status st = cm_mlp_init(&m, w, (int)n - 1, dropout, (uint64_t)seed, &err);
+    if (st) return raise_status(st, &err);
+    PyObject *cap = PyCapsule_New(m, MLP_CAPSULE, mlp_capsule_free);
+    if (!cap) cm_mlp_free(m);
+    return cap;
+}
+
+static PyObject *py_mlp_arrays(PyObject *self, PyObject *cap) {
+    (void)self;
+    cm_mlp *m = get_mlp(cap);
+    if (!m) return NULL;
+    const int L = cm_mlp_layers(m);
+    const int *w = cm_mlp_widths(m);
+    PyObject *widths = PyList_New(L + 1);
+    if (!widths) return NULL;
+    for (int i = 0; i <= L; i++) PyList_SET_ITEM(widths, i, PyLong_FromLong(w[i]));
+    const npy_intp P = cm_mlp_num_params(m);
+    return Py_BuildValue("{s:N,s:N,s:N,s:N}", "params", view(cap, cm_mlp_params(m), P, NPY_FLOAT32), "grads",
+                         view(cap, cm_mlp_grads(m), P, NPY_FLOAT32), "moments",
+                         view(cap, cm_mlp_moments(m), 2 * P, NPY_FLOAT32), "widths", widths);
+}
+
+/* mlp_adam_step(model[, step]) -> the AdamW step counter (set first when given) */
+static PyObject *py_mlp_adam_step(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap;
+    int step = -1;
+    if (!PyArg_ParseTuple(args, "O|i", &cap, &step)) return NULL;
+    cm_mlp *m = get_mlp(cap);
+    if (!m) return NULL;
+    if (step >= 0) cm_mlp_set_adam_step(m, step);
+    return PyLong_FromLong(cm_mlp_adam_step(m));
+}
+
+/* x[B, w0] (and y[B, wL] when ycols >= 0) as float32 with shape checks */
+static int mlp_batch(cm_mlp *m, PyObject *xo, PyObject *yo, PyArrayObject **x, PyArrayObject **y) {
+    const int L = cm_mlp_layers(m);
+    const int *w = cm_mlp_widths(m);
+    *x = as(xo, NPY_FLOAT32, 2, "x");
+    if (!*x) return -1;
+    const npy_intp B = PyArray_DIM(*x, 0);
+    if (B < 1) { PyErr_SetString(PyExc_ValueError, "x has no rows"); return -1; }
+    if (check_rows(*x, B, w[0], "x")) return -1;
+    if (yo) {
+        *y = as(yo, NPY_FLOAT32, 2, "y");
+        if (!*y || check_rows(*y, B, w[L], "y")) return -1;
+    }
+    return 0;
+}
+
+/* mlp_predict(model, x[B, w0]) -> out[B, wL] (no dropout) */
+static PyObject *py_mlp_predict(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap, *xo;
+    if (!PyArg_ParseTuple(args, "OO", &cap, &xo)) return NULL;
+    cm_mlp *m = get_mlp(cap);
+    if (!m) return NULL;
+    PyArrayObject *x = NULL, *y = NULL;
+    PyObject *out = NULL;
+    if (mlp_batch(m, xo, NULL, &x, &y)) goto done;
+    npy_intp dims[2] = {PyArray_DIM(x, 0), cm_mlp_widths(m)[cm_mlp_layers(m)]};
+    out = PyArray_ZEROS(2, dims, NPY_FLOAT32, 0);
+    if (!out) goto done;
+    cm_error err;
+    cm_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = cm_mlp_predict(m, PyArray_DATA((PyArrayObject *)out), PyArray_DATA(x), dims[0], &err);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_CLEAR(out); raise_status(st, &err); }
+done:
+    Py_XDECREF(x);
+    return out;
+}
+
+/* mlp_loss(model, x, y, seed) -> MSE loss (gradients overwritten) */
+static PyObject *py_mlp_loss(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap, *xo, *yo;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OOOK", &cap, &xo, &yo, &seed)) return NULL;
+    cm_mlp *m = get_mlp(cap);
+    if (!m) return NULL;
+    PyArrayObject *x = NULL, *y = NULL;
+    PyObject *res = NULL;
+    if (mlp_batch(m, xo, yo, &x, &y)) goto done;
+    cm_error err;
+    cm_status st;
+    double loss = 0;
+    Py_BEGIN_ALLOW_THREADS
+    st = cm_mlp_loss(m, &loss, PyArray_DATA(x), PyArray_DATA(y), PyArray_DIM(x, 0), (uint64_t)seed, &err);
+    Py_END_ALLOW_THREADS
+    if (st) raise_status(st, &err);
+    else res = PyFloat_FromDouble(loss);
+done:
+    Py_XDECREF(x); Py_XDECREF(y);
+    return res;
+}
+
+/* mlp_train_step(model, x, y, lr, beta1, beta2, eps, weight_decay, seed) -> loss before the update */
+static PyObject *py_mlp_train_step(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap, *xo, *yo;
+    float lr, b1, b2, eps, wd;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OOOfffffK", &cap, &xo, &yo, &lr, &b1, &b2, &eps, &wd, &seed)) return NULL;
+    cm_mlp *m = get_mlp(cap);
+    if (!m) return NULL;
+    PyArrayObject *x = NULL, *y = NULL;
+    PyObject *res = NULL;
+    if (mlp_batch(m, xo, yo, &x, &y)) goto done;
+    cm_error err;
+    cm_status st;
+    double loss = 0;
+    Py_BEGIN_ALLOW_THREADS
+    st = cm_mlp_train_step(m, &loss, PyArray_DATA(x), PyArray_DATA(y), PyArray_DIM(x, 0), lr, b1, b2, eps, wd,
+                           (uint64_t)seed, &err);
+    Py_END_ALLOW_THREADS
+    if (st) raise_status(st, &err);
+    else res = PyFloat_FromDouble(loss);
+done:
+    Py_XDECREF(x); Py_XDECREF(y);
+    return res;
+}
+
 static PyMethodDef diffusion_methods[] = {
     {"diffusion_init", py_diffusion_init, METH_VARARGS,
      "diffusion_init(x_dim, y_dim, cond_tokens, channels, heads, ff, enc_layers, dec_layers, timesteps, "
-     "zero_terminal_snr, activation (0 GELU, 1 ReLU), dropout, seed) -> model"},
+     "zero_terminal_snr, activation (0 GELU, 1 ReLU), dropout, seed[, backbone (0 transformer, 1 MLP), mlp_layers, "
+     "mlp_hidden]) -> model"},
     {"diffusion_arrays", py_diffusion_arrays, METH_O,
      "{'params', 'grads', 'moments': float32 views, 'alphas_cumprod': float64 view, 'tensors': [(name, shape)]}"},
     {"diffusion_adam_step", py_diffusion_adam_step, METH_VARARGS, "diffusion_adam_step(model[, step]) -> step"},
@@ -325,6 +494,13 @@ static PyMethodDef diffusion_methods[] = {
      "diffusion_train_step(model, x0, y, lr, beta1, beta2, eps, weight_decay, p_uncond, max_grad_norm, seed, step) -> loss"},
     {"diffusion_sample", py_diffusion_sample, METH_VARARGS,
      "diffusion_sample(model, y, steps, sampler, spacing, eta, guidance, w, clip, seed, sample0) -> x"},
+    {"mlp_init", py_mlp_init, METH_VARARGS, "mlp_init(widths, dropout, seed) -> MLP (Linear/ReLU/dropout, linear output)"},
+    {"mlp_arrays", py_mlp_arrays, METH_O, "{'params', 'grads', 'moments': float32 views, 'widths': [int]}"},
+    {"mlp_adam_step", py_mlp_adam_step, METH_VARARGS, "mlp_adam_step(model[, step]) -> step"},
+    {"mlp_predict", py_mlp_predict, METH_VARARGS, "mlp_predict(model, x) -> out (no dropout)"},
+    {"mlp_loss", py_mlp_loss, METH_VARARGS, "mlp_loss(model, x, y, seed) -> MSE (gradients overwritten)"},
+    {"mlp_train_step", py_mlp_train_step, METH_VARARGS,
+     "mlp_train_step(model, x, y, lr, beta1, beta2, eps, weight_decay, seed) -> MSE before the AdamW update"},
     {NULL, NULL, 0, NULL}};
 
 int cm_diffusion_module_init(PyObject *m) { return PyModule_AddFunctions(m, diffusion_methods); }
