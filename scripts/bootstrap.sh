@@ -25,3 +25,20 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e '.[test]'
+
+# The tests check the C models against PyTorch twins (and the schedule against diffusers, the
+# graphs against PyTorch Geometric) when those are importable (torch is never a
+# runtime need). Install it only where a CPU wheel of the pinned release lies in pip's local
+# find-links folder (as on our CI machines): elsewhere `pip install torch` can mean a multi-GB
+# CUDA download, so it stays opt-in (CIRCML_WITH_TORCH=1 forces it, =0 skips it).
+want_torch="${CIRCML_WITH_TORCH:-auto}"
+if [ "$want_torch" = auto ]; then
+  want_torch=0
+  for d in ${PIP_FIND_LINKS:-} $(.venv/bin/python -m pip config get global.find-links 2>/dev/null || true); do
+    ls "$d"/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 && want_torch=1
+  done
+fi
+if [ "$want_torch" = 1 ] && ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  echo "bootstrap: installing torch==2.13.0 (CPU), diffusers and torch_geometric for the agreement tests"
+  .venv/bin/python -m pip install -q torch==2.13.0 "diffusers>=0.30" "torch_geometric>=2.5" networkx
+fi
