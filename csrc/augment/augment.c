@@ -39,7 +39,8 @@ static const char *fresh_device_name(emit_ctx *e, const char *want) {
     snprintf(e->name, sizeof e->name, "%s", want);
     for (int k = 2; cm_strtab_find(&e->dst->devnames, e->name, strlen(e->name)) >= 0 ||
                     cm_strtab_find(&e->src->devnames, e->name, strlen(e->name)) >= 0; k++)
-        snprintf(e->name, sizeof e->name, "%s%d", want, k);
+        /* a long name is cut to leave room for the number, so the candidates stay distinct */
+        snprintf(e->name, sizeof e->name, "%.*s%d", (int)(sizeof e->name - 12), want, k);
     return e->name;
 }
 

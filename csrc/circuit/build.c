@@ -1,5 +1,6 @@
 /* build.c: constructing circuits device by device (see build.h). */
 #include "build.h"
+#include "../util/mem.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,23 +25,12 @@ static int32_t copy_str(cm_circuit *dst, const cm_strtab *from, int32_t id) {
     return cm_strtab_intern(&dst->strs, s, strlen(s), NULL);
 }
 
-#define GROW(ptr, n, cap, init)                                                      \
-    do {                                                                             \
-        if ((n) >= (cap)) {                                                          \
-            size_t nc_ = (cap) ? (size_t)(cap) * 2 : (size_t)(init);                 \
-            void *np_ = realloc((ptr), nc_ * sizeof *(ptr));                         \
-            if (!np_) return CM_ERR_NOMEM;                                           \
-            (ptr) = np_;                                                             \
-            (cap) = nc_;                                                             \
-        }                                                                            \
-    } while (0)
-
 cm_status cm_circuit_copy_header(cm_circuit *dst, const cm_circuit *src) {
     if (src->title >= 0 && (dst->title = copy_str(dst, &src->strs, src->title)) < 0) return CM_ERR_NOMEM;
     if (src->control_block >= 0 && (dst->control_block = copy_str(dst, &src->strs, src->control_block)) < 0)
         return CM_ERR_NOMEM;
     for (int32_t i = 0; i < src->n_models; i++) {
-        GROW(dst->models, dst->n_models, dst->cap_models, 8);
+        CM_GROW(dst->models, dst->n_models, dst->cap_models, 8);
         cm_model *m = &dst->models[dst->n_models];
         m->name = copy_str(dst, &src->strs, src->models[i].name);
         m->type = copy_str(dst, &src->strs, src->models[i].type);
@@ -49,7 +39,7 @@ cm_status cm_circuit_copy_header(cm_circuit *dst, const cm_circuit *src) {
         dst->n_models++;
     }
     for (int32_t i = 0; i < src->n_globals; i++) {
-        GROW(dst->globals, dst->n_globals, dst->cap_globals, 8);
+        CM_GROW(dst->globals, dst->n_globals, dst->cap_globals, 8);
         cm_param *p = &dst->globals[dst->n_globals];
         *p = src->globals[i];
         p->name = copy_str(dst, &src->strs, src->globals[i].name);
@@ -58,7 +48,7 @@ cm_status cm_circuit_copy_header(cm_circuit *dst, const cm_circuit *src) {
         dst->n_globals++;
     }
     for (int32_t i = 0; i < src->n_directives; i++) {
-        GROW(dst->directives, dst->n_directives, dst->cap_directives, 4);
+        CM_GROW(dst->directives, dst->n_directives, dst->cap_directives, 4);
         if ((dst->directives[dst->n_directives] = copy_str(dst, &src->strs, src->directives[i])) < 0) return CM_ERR_NOMEM;
         dst->n_directives++;
     }
@@ -66,7 +56,7 @@ cm_status cm_circuit_copy_header(cm_circuit *dst, const cm_circuit *src) {
         const char *n = cm_strtab_get(&src->nets, src->global_nets[i]);
         int32_t id = cm_strtab_intern(&dst->nets, n, strlen(n), NULL);
         if (id < 0) return CM_ERR_NOMEM;
-        GROW(dst->global_nets, dst->n_global_nets, dst->cap_global_nets, 4);
+        CM_GROW(dst->global_nets, dst->n_global_nets, dst->cap_global_nets, 4);
         dst->global_nets[dst->n_global_nets++] = id;
     }
     return CM_OK;
@@ -81,7 +71,7 @@ cm_status cm_circuit_add_device(cm_circuit *c, const cm_device_spec *s) {
     int32_t id = cm_strtab_intern(&c->devnames, s->name, strlen(s->name), &inserted);
     if (id < 0) return CM_ERR_NOMEM;
     if (!inserted) return CM_ERR_VALUE;
-    GROW(c->devices, c->n_devices, c->cap_devices, 64);
+    CM_GROW(c->devices, c->n_devices, c->cap_devices, 64);
     cm_device *d = &c->devices[c->n_devices];
     memset(d, 0, sizeof *d);
     d->kind = s->kind;
@@ -97,13 +87,13 @@ cm_status cm_circuit_add_device(cm_circuit *c, const cm_device_spec *s) {
     d->term_begin = (int32_t)c->n_terms;
     d->n_terms = s->n_nets;
     for (int k = 0; k < s->n_nets; k++) {
-        GROW(c->term_net, c->n_terms, c->cap_terms, 256);
+        CM_GROW(c->term_net, c->n_terms, c->cap_terms, 256);
         c->term_net[c->n_terms++] = s->nets[k];
     }
     d->param_begin = (int32_t)c->n_params;
     d->n_params = s->n_params;
     for (int k = 0; k < s->n_params; k++) {
-        GROW(c->params, c->n_params, c->cap_params, 256);
+        CM_GROW(c->params, c->n_params, c->cap_params, 256);
         cm_param *p = &c->params[c->n_params];
         p->name = cm_strtab_intern(&c->strs, s->param_names[k], strlen(s->param_names[k]), NULL);
         p->value = s->param_values[k];

@@ -83,17 +83,6 @@ typedef struct {
 
 /* ------------------------------------------------------------------ helpers */
 
-#define GROW(ptr, n, cap, init)                                                          \
-    do {                                                                                 \
-        if ((n) >= (cap)) {                                                              \
-            size_t nc_ = (cap) ? (size_t)(cap) * 2 : (size_t)(init);                     \
-            void *np_ = realloc((ptr), nc_ * sizeof *(ptr));                             \
-            if (!np_) return CM_ERR_NOMEM;                                               \
-            (ptr) = np_;                                                                 \
-            (cap) = nc_;                                                                 \
-        }                                                                                \
-    } while (0)
-
 static const char *file_name(const ctx *x, int32_t id) {
     return id >= 0 ? cm_strtab_get(&x->c->files, id) : "<string>";
 }
@@ -299,7 +288,7 @@ static cm_status do_include(ctx *x, const card *at, const char *arg, size_t argn
 }
 
 static cm_status push_card(ctx *x, int64_t off, int32_t file, int32_t line) {
-    GROW(x->cards, x->n_cards, x->cap_cards, 256);
+    CM_GROW(x->cards, x->n_cards, x->cap_cards, 256);
     card *cd = &x->cards[x->n_cards++];
     cd->off = off;
     cd->len = 0;
@@ -515,7 +504,7 @@ static cm_status tokenize(ctx *x, const card *cd, const char *s, size_t n, int p
                 i++;
             }
         }
-        GROW(x->toks, x->n_toks, x->cap_toks, 32);
+        CM_GROW(x->toks, x->n_toks, x->cap_toks, 32);
         x->toks[x->n_toks].s = s + st;
         x->toks[x->n_toks].n = i - st;
         x->n_toks++;
@@ -635,7 +624,7 @@ static cm_status flat_name(ctx *x, const scope *sc, slice t, size_t *len) {
 
 static cm_status new_device(ctx *x, const card *cd, const scope *sc, slice name, int kind, cm_device **out) {
     cm_circuit *c = x->c;
-    size_t fl;
+    size_t fl = 0;
     cm_status st = flat_name(x, sc, name, &fl);
     if (st) return st;
     int inserted = 0;
@@ -646,7 +635,7 @@ static cm_status new_device(ctx *x, const card *cd, const scope *sc, slice name,
         return fail_at(x, cd, CM_ERR_PARSE, "duplicate device name '%.*s' (first defined at %s:%d)", (int)fl,
                        x->scratch2, file_name(x, first->src_file), first->src_line);
     }
-    GROW(c->devices, c->n_devices, c->cap_devices, 1024);
+    CM_GROW(c->devices, c->n_devices, c->cap_devices, 1024);
     cm_device *d = &c->devices[c->n_devices++];
     d->kind = kind;
     d->name = id;
@@ -670,7 +659,7 @@ static cm_status add_terminal(ctx *x, const scope *sc, cm_device *d, slice t) {
     cm_status st = resolve_net(x, sc, t, &net);
     if (st) return st;
     if (c->n_terms >= (int64_t)INT32_MAX) return nomem(x);
-    GROW(c->term_net, c->n_terms, c->cap_terms, 4096);
+    CM_GROW(c->term_net, c->n_terms, c->cap_terms, 4096);
     c->term_net[c->n_terms++] = net;
     d->n_terms++;
     return CM_OK;
@@ -701,7 +690,7 @@ static cm_status add_params(ctx *x, const card *cd, cm_device *d, int32_t from, 
         int keep;
         cm_status st = eval_token(x, cd, v, what, &val, &keep);
         if (st) return st;
-        GROW(c->params, c->n_params, c->cap_params, 4096);
+        CM_GROW(c->params, c->n_params, c->cap_params, 4096);
         cm_param *p = &c->params[c->n_params];
         p->name = intern(x, &c->strs, k.s, k.n);
         p->value = val;
@@ -1066,7 +1055,7 @@ static cm_status instantiate(ctx *x, const card *cd, const scope *sc) {
             if (v.s[0] != 'v')
                 return fail_at(x, cd, CM_ERR_PARSE, "controlled source '%.*s': '%.*s' is not a voltage source name",
                                tlen(name), name.s, tlen(v), v.s);
-            size_t fl;
+            size_t fl = 0;
             if ((st = flat_name(x, sc, v, &fl))) return st;
             if ((d->control = intern(x, &x->c->strs, x->scratch2, fl)) < 0) return nomem(x);
         }
@@ -1267,7 +1256,7 @@ static cm_status add_global_param(ctx *x, const card *cd, slice k, slice v) {
             x->override_used[i] = 1;
         }
     }
-    GROW(c->globals, c->n_globals, c->cap_globals, 16);
+    CM_GROW(c->globals, c->n_globals, c->cap_globals, 16);
     cm_param *p = &c->globals[c->n_globals];
     p->name = intern(x, &c->strs, k.s, k.n);
     p->value = val;
@@ -1286,7 +1275,7 @@ static cm_status add_local_param(ctx *x, const card *cd, scope *local, slice k, 
     snprintf(what, sizeof what, ".param '%.*s'", tlen(k), k.s);
     cm_status st = eval_token(x, cd, v, what, &val, &keep);
     if (st) return st;
-    GROW(x->frame, x->n_frame, x->cap_frame, 64);
+    CM_GROW(x->frame, x->n_frame, x->cap_frame, 64);
     frame_param *fp = &x->frame[x->n_frame++];
     fp->name = intern(x, &x->c->strs, k.s, k.n);
     fp->value = val;
@@ -1371,7 +1360,7 @@ static cm_status read_model_card(ctx *x, const card *cd, const char *s, size_t n
             return fail_at(x, cd, CM_ERR_PARSE, "model '%.*s': a parameter has no value", tlen(name), name.s);
         }
     }
-    GROW(c->models, c->n_models, c->cap_models, 16);
+    CM_GROW(c->models, c->n_models, c->cap_models, 16);
     if (c->n_models + 1 > 0) {
         int32_t nm = c->cap_models;
         int32_t *f = realloc(x->model_def_file, sizeof *f * (size_t)nm);
@@ -1404,7 +1393,7 @@ static cm_status read_subckt_header(ctx *x, const card *cd, const char *s, size_
     if (!inserted)
         return fail_at(x, cd, CM_ERR_PARSE, "subcircuit '%.*s' defined twice (first at %s:%d)", tlen(name), name.s,
                        file_name(x, x->subs[si].file), x->subs[si].line);
-    GROW(x->subs, x->n_subs, x->cap_subs, 16);
+    CM_GROW(x->subs, x->n_subs, x->cap_subs, 16);
     subckt_def *d = &x->subs[x->n_subs++];
     memset(d, 0, sizeof *d);
     d->name = intern(x, &x->c->strs, name.s, name.n);
@@ -1426,7 +1415,7 @@ static cm_status read_subckt_header(ctx *x, const card *cd, const char *s, size_
                 return fail_at(x, cd, CM_ERR_PARSE, "port '%.*s' listed twice in .subckt %.*s", tlen(t), t.s, tlen(name),
                                name.s);
         }
-        GROW(x->sub_ports, x->n_sub_ports, x->cap_sub_ports, 64);
+        CM_GROW(x->sub_ports, x->n_sub_ports, x->cap_sub_ports, 64);
         x->sub_ports[x->n_sub_ports] = intern(x, &x->c->strs, t.s, t.n);
         if (x->sub_ports[x->n_sub_ports] < 0) return nomem(x);
         x->n_sub_ports++;
@@ -1438,7 +1427,7 @@ static cm_status read_subckt_header(ctx *x, const card *cd, const char *s, size_
         if (i + 2 >= x->n_toks || !slice_is(x->toks[i + 1], "=") || slice_is(x->toks[i + 2], "="))
             return fail_at(x, cd, CM_ERR_PARSE, "expected name=value parameters after the ports of .subckt %.*s, got '%.*s'",
                            tlen(name), name.s, tlen(t), t.s);
-        GROW(x->sub_params, x->n_sub_params, x->cap_sub_params, 64);
+        CM_GROW(x->sub_params, x->n_sub_params, x->cap_sub_params, 64);
         name_text *nt = &x->sub_params[x->n_sub_params];
         nt->name = intern(x, &x->c->strs, t.s, t.n);
         nt->text = intern(x, &x->c->strs, x->toks[i + 2].s, x->toks[i + 2].n);
@@ -1472,7 +1461,7 @@ static cm_status collect(ctx *x) {
         x->cur = cd;
         if (s[0] != '.') {
             if (open_sub < 0) {
-                GROW(x->top_cards, x->n_top, x->cap_top, 1024);
+                CM_GROW(x->top_cards, x->n_top, x->cap_top, 1024);
                 x->top_cards[x->n_top++] = ci;
             }
             continue;
@@ -1506,7 +1495,7 @@ static cm_status collect(ctx *x) {
             for (int32_t i = 0; i < x->n_toks; i++) {
                 int32_t net = intern(x, &c->nets, x->toks[i].s, x->toks[i].n);
                 if (net < 0) return nomem(x);
-                GROW(c->global_nets, c->n_global_nets, c->cap_global_nets, 8);
+                CM_GROW(c->global_nets, c->n_global_nets, c->cap_global_nets, 8);
                 c->global_nets[c->n_global_nets++] = net;
             }
         } else if (word_is(s, fw, ".if") || word_is(s, fw, ".elseif") || word_is(s, fw, ".else") ||
@@ -1517,7 +1506,7 @@ static cm_status collect(ctx *x) {
                 return fail_at(x, cd, CM_ERR_UNSUPPORTED, "%.*s inside a .subckt is not supported", (int)fw, s);
             int32_t id = intern(x, &c->strs, s, n);
             if (id < 0) return nomem(x);
-            GROW(c->directives, c->n_directives, c->cap_directives, 8);
+            CM_GROW(c->directives, c->n_directives, c->cap_directives, 8);
             c->directives[c->n_directives++] = id;
         } else {
             return fail_at(x, cd, CM_ERR_PARSE, "unknown dot-command '%.*s'", fw > 40 ? 40 : (int)fw, s);

@@ -17,4 +17,17 @@ void *cm_mem_realloc(void *p, size_t n);
 int cm_mem_map_file(const char *path, size_t min_size, const char **p, size_t *n);
 void cm_mem_unmap_file(const char *p, size_t n);
 
+/* Make room for element n of the growable array ptr (capacity cap, doubled; `init` the first
+ * capacity); returns CM_ERR_NOMEM from the calling function when realloc fails. */
+#define CM_GROW(ptr, n, cap, init)                                                       \
+    do {                                                                                 \
+        if ((n) >= (cap)) {                                                              \
+            size_t nc_ = (cap) ? (size_t)(cap) * 2 : (size_t)(init);                     \
+            void *np_ = realloc((ptr), nc_ * sizeof *(ptr));                             \
+            if (!np_) return CM_ERR_NOMEM;                                               \
+            (ptr) = np_;                                                                 \
+            (cap) = nc_;                                                                 \
+        }                                                                                \
+    } while (0)
+
 #endif
