@@ -517,7 +517,8 @@ class InverseANNSizer:
 # -- simulation in the loop ------------------------------------------------------------------------
 def spec_violation(Y: np.ndarray, targets: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Per design, the sum over specs of the relative violation ``max(0, s_j (y_j - t_j)) / |t_j|``
-    (``s_j = +1`` for ``"<="``, ``-1`` for ``">="``; metrics with direction 0 do not count).
+    (``s_j = +1`` for ``"<="``, ``-1`` for ``">="``; metrics with direction 0 / ``None`` do not
+    count; ``directions`` as :func:`parse_directions` reads them).
     0 exactly when every spec is met; ``inf`` where a metric is NaN (a failed simulation or a
     metric the simulation does not show).
 
@@ -527,7 +528,9 @@ def spec_violation(Y: np.ndarray, targets: np.ndarray, directions: np.ndarray) -
     """
     Y = np.atleast_2d(np.asarray(Y, np.float64))
     t = np.asarray(targets, np.float64)
-    s = np.asarray(directions, np.float64)
+    s = parse_directions(directions)
+    if s.size != t.size or Y.shape[1] != t.size:
+        raise ValueError(f"spec_violation: {Y.shape[1]} metric columns, {t.size} targets, {s.size} directions")
     scale = np.where(np.abs(t) > 0, np.abs(t), 1.0)
     v = np.maximum(0.0, s * (Y - t)) / scale
     v = np.where(s != 0, v, 0.0)
@@ -795,7 +798,7 @@ class EvolutionarySizer:
                                          polish=False, init=init, updating="deferred", vectorized=True)
             if res.nit < self.max_generations:
                 reason = "converged"
-            if state["calls"] >= budget:
+            if self.max_calls is not None and state["calls"] >= budget:
                 reason = "max_calls"
         except _Stop as e:
             reason = e.reason
