@@ -1,24 +1,37 @@
 """DICE pretraining throughput: circml's C encoder vs the same model in PyTorch, same CPU.
 
 One training step = forward of a batch of augmented views, DICE's contrastive loss, backward,
-AdamW. Both sides run the same batch (dual-augmented views of every circuit in the built-in
-library) with dropout 0.2, at DICE's size (hidden 512, out 256, 2 layers) and at a small
-size (hidden 64, out 32). PyTorch runs the twin of tests/test_dice_torch.py (its scatter is
-PyTorch Geometric's when that imports) with torch.set_num_threads(2); circml uses its OpenMP
-threads (2 on the reference machine). Steps alternate between the two so that load from
-other processes on a shared machine hits both alike; the median of the repeats is reported.
+AdamW. Both sides run the same batch with dropout 0.2:
+  dice:  hidden 512, out 256, 2 layers (DICE's size); 1024 graphs = the 64 library circuits
+         x 16 views (12 positive, 4 negative), ~27k nodes and ~85k edges
+  small: hidden 64, out 32, 2 layers; 64 graphs = 16 library circuits (every 4th) x 4 views
+         (3 positive, 1 negative)
+PyTorch runs the twin of tests/test_dice_torch.py (nn.Linear, nn.BatchNorm1d, exact GELU;
+its scatter is PyTorch Geometric's ``torch_geometric.utils.scatter(reduce="sum")``, which for
+sums is torch's native ``scatter_add_``; torch_scatter has no wheel for this torch, and PyG's
+sum path would not use it) with torch.set_num_threads(threads); circml uses its OpenMP
+threads. Steps of the contenders alternate so that load from other processes on a shared
+machine hits both alike; the median of the repeats is reported.
+
+circml's node and edge encoders run on the distinct input rows (one-hot types repeat: 9 and 5
+distinct rows instead of ~10^5), which removes a sixth of the dense work. ``circml`` is the
+library as it ships; ``circml_same_work`` turns that off (cm_dice_set_grouping through
+ctypes), so it does exactly the arithmetic PyTorch does.
 
 Also measured: the GFLOP/s of circml's GEMM (csrc/nn/gemm.c, built with setup.py's flags
-from csrc/tests/test_gemm.c) on the products of a 512 -> 512 Linear layer with as many rows as
-the batch has nodes and edges, PyTorch's matmul on the same shapes, and the machine's fp32
-peak: theoretical (cores x FMA pipes x SIMD lanes x 2 x clock, from lscpu) and measured (a
-register-only FMA loop on 1 and 2 threads).
+from csrc/tests/test_gemm.c) on the three products of a 512 -> 512 Linear layer with as many
+rows as the DICE batch has nodes and edges, PyTorch's matmul on the same shapes, on 1 and 2
+threads, as a fraction of the machine's fp32 peak. The peak is
+    cores x FMA units x 16 fp32 lanes x 2 flop x clock
+with the clock measured by a chain of dependent register adds (one cycle each), FMA units =
+the measured FMA throughput per cycle (independent 512-bit FMA chains / clock / 32 flop),
+checked against the measured latency of one dependent FMA in cycles.
 
 Each thread count runs in its own process (OMP_NUM_THREADS is read once); 2 threads is the
 headline, 1 thread is also reported with CPU-time ratios, which stay meaningful when other
 processes share the machine (2 spinning threads do not).
 
-Usage: python benchmarks/bench_gnn.py [--repeats 7] [--sizes dice,small] [--threads 2,1]
+Usage: python benchmarks/bench_gnn.py [--repeats 5] [--sizes dice,small] [--threads 2,1]
 Writes benchmarks/results/bench_gnn.json.
 """
 from __future__ import annotations
@@ -29,7 +42,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -43,6 +55,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SIZES = {"dice": dict(hidden=512, out=256, layers=2), "small": dict(hidden=64, out=32, layers=2)}
+# which library circuits, and how many positive / negative views of each (graphs = circuits x views)
+BATCHES = {"dice": dict(every=1, n_positive=12, n_negative=4), "small": dict(every=4, n_positive=3, n_negative=1)}
 TAUS = (0.05, 0.2, 0.05)
 LR, WD = 3e-4, 0.0
 
@@ -55,24 +69,54 @@ def load_twin():
     return mod
 
 
-def make_batch(seed: int = 0):
+def make_batch(size: str, seed: int = 0):
+    """The batch of ``size`` (see BATCHES) and each edge's graph."""
     from circml.datasets import circuit_library
     from circml.dice import augment_batch
 
-    circuits = [e.circuit for e in circuit_library()]
-    b = augment_batch(circuits, n_positive=2, n_negative=1, n_subs=1, seed=seed)
+    spec = BATCHES[size]
+    circuits = [e.circuit for e in circuit_library()][::spec["every"]]
+    b = augment_batch(circuits, n_positive=spec["n_positive"], n_negative=spec["n_negative"], n_subs=1, seed=seed)
     return b, b.graph.batch[b.graph.edge_index[0]]
+
+
+def set_grouping(model, on: bool) -> None:
+    """cm_dice_set_grouping on the C model inside a dice capsule (not bound in Python: it only
+    exists so tests and this benchmark can make the encoders do the work row by row)."""
+    import ctypes
+
+    from circml import _core
+
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    lib = ctypes.CDLL(_core.__file__)
+    lib.cm_dice_set_grouping.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.cm_dice_set_grouping(get(model, b"circml.dice"), int(on))
+
+
+def dense_flops(b, edge_batch, hidden: int, out: int, layers: int, grouped: bool) -> float:
+    """Multiply-add flops of the step's Linear layers (forward + both backward products)."""
+    g = b.graph
+    N, E, G = g.num_nodes, g.num_edges, g.num_graphs
+    Fn, Fe = g.x.shape[1], g.edge_attr.shape[1]
+    rows_n = len(np.unique(g.x, axis=0)) if grouped else N
+    rows_e = len(np.unique(g.edge_attr, axis=0)) if grouped else E
+    macs = rows_n * (Fn * hidden + hidden * hidden) + rows_e * (Fe * hidden + hidden * hidden)
+    macs += layers * 2 * (N + E) * hidden * hidden + G * (hidden * hidden + hidden * out)
+    return 2.0 * 3.0 * macs   # forward, dinput, dweight (the first layers skip dinput: close enough)
 
 
 class CStep:
     """One pretraining step of circml's C encoder (what DiceEncoder._step_loss does)."""
 
-    def __init__(self, b, edge_batch, hidden, out, layers, dropout=0.2, seed=0):
+    def __init__(self, b, edge_batch, hidden, out, layers, dropout=0.2, seed=0, grouping=True):
         from circml import _core
 
         self.core, self.b, self.eb = _core, b, edge_batch
         g = b.graph
         self.model = _core.dice_init(g.x.shape[1], g.edge_attr.shape[1], hidden, out, layers, dropout, 1e-5, 0.1, seed)
+        if not grouping:
+            set_grouping(self.model, False)
         self.neg = b.negative.astype(np.uint8)
         self.step_no = 0
 
@@ -87,6 +131,15 @@ class CStep:
         return loss
 
 
+def _plain_gine_forward(layer, scatter_sum):
+    """GINELayer.forward of the twin, as a PyTorch user writes it (no retain_grad)."""
+    def forward(h, e, src, dst, keep_n=None, keep_e=None):
+        z = scatter_sum(h[src] * e, dst, h.shape[0])
+        return (layer.node_mlp((1 + layer.eps_n) * h + z, keep_n),
+                layer.edge_mlp((1 + layer.eps_e) * e + (z[src] - z[dst]), keep_e))
+    return forward
+
+
 class TorchStep:
     """The same step in PyTorch."""
 
@@ -97,6 +150,8 @@ class TorchStep:
         g = b.graph
         self.twin_mod = twin_mod
         self.model = twin_mod.DiceTwin(g.x.shape[1], g.edge_attr.shape[1], hidden, out, layers, dropout).train()
+        for layer in self.model.layers:   # without the test-only hook that keeps intermediate grads
+            layer.forward = _plain_gine_forward(layer, twin_mod.scatter_sum)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=WD)
         self.inputs = (torch.from_numpy(g.x), torch.from_numpy(g.edge_attr), torch.from_numpy(g.edge_index),
                        torch.from_numpy(g.batch), torch.from_numpy(edge_batch))
@@ -127,8 +182,15 @@ def time_alternating(fns: dict, repeats: int, warmup: int = 2) -> dict:
     return times
 
 
+def batch_info(b) -> dict:
+    g = b.graph
+    n_circ = len(set(b.base.tolist()))
+    return {"graphs": int(g.num_graphs), "nodes": int(g.num_nodes), "edges": int(g.num_edges), "circuits": n_circ,
+            "views_per_circuit": int(g.num_graphs // n_circ), "negative_views": int(b.negative.sum())}
+
+
 def worker(sizes, repeats: int, threads: int) -> dict:
-    """Time both implementations in this process (OMP_NUM_THREADS was set by the parent)."""
+    """Time the contenders in this process (OMP_NUM_THREADS was set by the parent)."""
     try:
         import torch
 
@@ -136,25 +198,29 @@ def worker(sizes, repeats: int, threads: int) -> dict:
         twin_mod = load_twin()
     except ImportError:
         twin_mod = None
-    b, edge_batch = make_batch()
-    g = b.graph
-    out = {"batch": {"graphs": int(g.num_graphs), "nodes": int(g.num_nodes), "edges": int(g.num_edges),
-                     "circuits": int(len(set(b.base.tolist()))), "views_per_circuit": 3},
-           "torch_geometric_scatter": bool(twin_mod and twin_mod.HAVE_PYG), "sizes": {}}
+    out = {"torch_geometric_scatter": bool(twin_mod and twin_mod.HAVE_PYG), "sizes": {}}
     for size in sizes:
         cfg = SIZES[size]
-        fns = {"circml": CStep(b, edge_batch, **cfg)}
+        b, edge_batch = make_batch(size)
+        G = b.graph.num_graphs
+        fns = {"circml": CStep(b, edge_batch, **cfg), "circml_same_work": CStep(b, edge_batch, **cfg, grouping=False)}
         if twin_mod is not None:
             fns["pytorch"] = TorchStep(twin_mod, b, edge_batch, **cfg)
         times = time_alternating(fns, repeats)
-        row = {"config": cfg}
+        row = {"config": cfg, "batch": batch_info(b),
+               "dense_gflop_per_step": {"circml": dense_flops(b, edge_batch, **cfg, grouped=True) / 1e9,
+                                        "same_work": dense_flops(b, edge_batch, **cfg, grouped=False) / 1e9}}
         for k, ts in times.items():
             med = statistics.median(ts["wall"])
-            row[k] = {"step_s_median": med, "step_s_min": min(ts["wall"]), "graphs_per_s": g.num_graphs / med,
-                      "cpu_s_median": statistics.median(ts["cpu"]), "step_s_all": ts["wall"]}
+            fl = row["dense_gflop_per_step"]["circml" if k == "circml" else "same_work"]
+            row[k] = {"step_s_median": med, "step_s_min": min(ts["wall"]), "graphs_per_s": G / med,
+                      "cpu_s_median": statistics.median(ts["cpu"]), "step_s_all": ts["wall"],
+                      "dense_gflops_over_whole_step": fl / med}
         if "pytorch" in row:
-            row["speedup"] = row["pytorch"]["step_s_median"] / row["circml"]["step_s_median"]
-            row["speedup_cpu_time"] = row["pytorch"]["cpu_s_median"] / row["circml"]["cpu_s_median"]
+            for k in ("circml", "circml_same_work"):
+                sfx = "" if k == "circml" else "_same_work"
+                row["speedup" + sfx] = row["pytorch"]["step_s_median"] / row[k]["step_s_median"]
+                row["speedup_cpu_time" + sfx] = row["pytorch"]["cpu_s_median"] / row[k]["cpu_s_median"]
         out["sizes"][size] = row
     return out
 
@@ -209,7 +275,7 @@ def torch_matmul_gflops(rows: int, hidden: int = 512, reps: int = 15) -> dict:
 
 
 def cpu_info() -> dict:
-    """What lscpu says, and the theoretical fp32 peak it implies."""
+    """What lscpu says (the clock it gives is the nominal one; the peak uses the measured one)."""
     info = {"machine": platform.machine()}
     try:
         txt = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -217,33 +283,55 @@ def cpu_info() -> dict:
         txt = ""
     fields = dict(re.findall(r"^([^:\n]+):\s*(.*)$", txt, re.M))
     flags = set(fields.get("Flags", "").split())
-    cores = int(fields.get("CPU(s)", os.cpu_count() or 1))
     info.update(model=fields.get("Model name", "?"), vendor=fields.get("Vendor ID", "?"),
-                family=fields.get("CPU family", "?"), cores=cores)
-    mhz = None
+                family=fields.get("CPU family", "?"), cores=int(fields.get("CPU(s)", os.cpu_count() or 1)),
+                threads_per_core=int(fields.get("Thread(s) per core", 1)), hypervisor=fields.get("Hypervisor vendor"),
+                avx512f="avx512f" in flags, avx512_bf16="avx512_bf16" in flags, fma="fma" in flags,
+                simd_lanes_fp32=16 if "avx512f" in flags else 8 if "avx2" in flags else 4)
     try:
-        mhz = float(re.findall(r"cpu MHz\s*:\s*([\d.]+)", Path("/proc/cpuinfo").read_text())[0])
+        info["nominal_mhz"] = float(re.findall(r"cpu MHz\s*:\s*([\d.]+)", Path("/proc/cpuinfo").read_text())[0])
     except (OSError, IndexError, ValueError):
         pass
-    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
-    # two FMA pipes per core on the cores this targets (Zen 4/5, Skylake-SP and later server
-    # parts, Haswell and later for AVX2); Zen 4 runs 512-bit FMAs as two 256-bit halves
-    fma_pipes = 2
-    if "avx512f" in flags and info["vendor"] == "AuthenticAMD" and info["family"] == "25":
-        lanes, fma_pipes = 16, 1
-    info.update(simd_lanes_fp32=lanes, fma_pipes=fma_pipes, clock_mhz=mhz, avx512f="avx512f" in flags,
-                fma="fma" in flags)
-    if mhz:
-        info["theoretical_peak_gflops"] = cores * fma_pipes * lanes * 2 * mhz / 1e3
-        info["theoretical_peak_formula"] = (f"{cores} cores x {fma_pipes} FMA pipes x {lanes} fp32 lanes x 2 flop x "
-                                            f"{mhz / 1e3:.2f} GHz")
     return info
+
+
+def derive_peak(cpu: dict, lines: list) -> None:
+    """Clock, FMA units and the fp32 peak from the C bench's measurements (best of all runs:
+    load from other processes only ever makes a measurement lower)."""
+    for x in lines:
+        if x["what"] == "fma_peak":
+            key = f"fma_loop_gflops_{x['threads']}thread"
+            cpu[key] = max(x["gflops"], cpu.get(key, 0.0))
+        elif x["what"] == "clock":
+            key = f"clock_ghz_{x['threads']}thread"
+            cpu[key] = max(x["ghz_add_chain"], cpu.get(key, 0.0))
+        elif x["what"] == "fma_latency":
+            cpu["fma_latency_ns"] = min(x["ns"], cpu.get("fma_latency_ns", 1e9))
+    ghz, lanes = cpu.get("clock_ghz_1thread"), cpu["simd_lanes_fp32"]
+    if not ghz or not cpu.get("fma_loop_gflops_1thread"):
+        return
+    per_cycle = cpu["fma_loop_gflops_1thread"] / (ghz * lanes * 2)
+    cpu["fma_per_cycle_measured"] = per_cycle
+    cpu["fma_units"] = max(1, round(per_cycle))
+    if cpu.get("fma_latency_ns"):
+        cpu["fma_latency_cycles"] = cpu["fma_latency_ns"] * ghz
+    cpu["peak_gflops"] = {}
+    for t in range(1, cpu["cores"] + 1):
+        gt = cpu.get(f"clock_ghz_{t}thread", ghz)
+        cpu["peak_gflops"][str(t)] = t * cpu["fma_units"] * lanes * 2 * gt
+    gt = cpu.get(f"clock_ghz_{cpu['cores']}thread", ghz)
+    cpu["peak_formula"] = (f"{cpu['cores']} cores x {cpu['fma_units']} FMA units x {lanes} fp32 lanes x 2 flop x "
+                           f"{gt:.2f} GHz = {cpu['peak_gflops'][str(cpu['cores'])]:.0f} GFLOP/s")
+    cpu["peak_method"] = ("clock: a chain of dependent register-register adds (1 cycle each) on every core at once; "
+                          "FMA units: independent 512-bit FMA chains per cycle at that clock, rounded "
+                          f"({per_cycle:.2f} measured); check: one dependent FMA takes "
+                          f"{cpu.get('fma_latency_cycles', float('nan')):.2f} cycles")
 
 
 # -- main ----------------------------------------------------------------------------------
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sizes", default="dice,small")
     ap.add_argument("--threads", default="2,1",
                     help="thread counts to run (torch.set_num_threads and OMP_NUM_THREADS); the first is the headline")
@@ -267,46 +355,42 @@ def main(argv=None) -> dict:
               "runs": {}}
     for t in threads:
         run = run_worker(sizes, args.repeats, t)
-        result["batch"] = run.pop("batch")
         result["torch_geometric_scatter"] = run.pop("torch_geometric_scatter")
         result["runs"][str(t)] = run
+    result["scatter_in_pytorch"] = ("torch_geometric.utils.scatter (PyG " + _pyg_version() + "), reduce='sum' = torch "
+                                    "scatter_add_" if result["torch_geometric_scatter"] else "torch index_add_")
     result["sizes"] = result["runs"][str(threads[0])]["sizes"]
     result["load_average_after_steps"] = os.getloadavg()
 
+    cpu = result["cpu"]
     if not args.no_gemm:
-        g = result["batch"]
         with tempfile.TemporaryDirectory() as tmp:
             exe = build_gemm_bench(Path(tmp))
             if exe is not None:
                 gemm = {}
-                for t in threads:
-                    for label, rows in (("nodes", g["nodes"]), ("edges", g["edges"])):
+                bt = make_batch("dice")[0].graph
+                for t in sorted(set(threads) | {1, cpu["cores"]}):
+                    for label, rows in (("nodes", bt.num_nodes), ("edges", bt.num_edges)):
                         lines = run_gemm_bench(exe, rows, threads=t)
+                        derive_peak(cpu, lines)
                         entry = {"threads": t, "rows": int(rows), "products": [x for x in lines if x["what"] == "gemm"]}
                         result["gemm_isa"] = next((x["isa"] for x in lines if x["what"] == "config"), None)
-                        for x in lines:
-                            if x["what"] == "fma_peak":
-                                key = f"measured_peak_gflops_{x['threads']}thread"
-                                result["cpu"][key] = max(x["gflops"], result["cpu"].get(key, 0.0))
                         if torch is not None:
                             torch.set_num_threads(t)
                             entry["pytorch_matmul"] = torch_matmul_gflops(rows)
                         gemm[f"{label}_{t}thread"] = entry
                 result["gemm"] = gemm
-    cpu = result["cpu"]
-    if cpu.get("measured_peak_gflops_1thread"):
-        # the clock a core really runs FMAs at (boost, not the nominal one lscpu gives)
-        ghz = cpu["measured_peak_gflops_1thread"] / (cpu["fma_pipes"] * cpu["simd_lanes_fp32"] * 2)
-        cpu["clock_ghz_implied_by_fma_loop"] = ghz
-        cpu["theoretical_peak_gflops_at_that_clock"] = cpu["cores"] * cpu["fma_pipes"] * cpu["simd_lanes_fp32"] * 2 * ghz
     for entry in result.get("gemm", {}).values():
-        peak = cpu.get(f"measured_peak_gflops_{entry['threads']}thread")
+        peak = cpu.get("peak_gflops", {}).get(str(entry["threads"]))
+        loop = cpu.get(f"fma_loop_gflops_{entry['threads']}thread")
         for p in entry["products"]:
             if peak:
-                p["fraction_of_measured_peak"] = p["gflops_median"] / peak
-            if cpu.get("theoretical_peak_gflops_at_that_clock"):
-                p["fraction_of_theoretical_peak"] = p["gflops_median"] / (
-                    cpu["theoretical_peak_gflops_at_that_clock"] * entry["threads"] / cpu["cores"])
+                p["fraction_of_peak"] = p["gflops_median"] / peak
+            if loop:
+                p["fraction_of_fma_loop"] = p["gflops_median"] / loop
+        for name, tm in entry.get("pytorch_matmul", {}).items():
+            if peak:
+                tm["fraction_of_peak"] = tm["gflops_median"] / peak
     result["load_average_after"] = os.getloadavg()
 
     report(result)
@@ -316,31 +400,38 @@ def main(argv=None) -> dict:
     return result
 
 
+def _pyg_version() -> str:
+    try:
+        import torch_geometric
+
+        return torch_geometric.__version__
+    except ImportError:
+        return "?"
+
+
 def report(r: dict) -> None:
-    bt = r["batch"]
-    print(f"batch: {bt['graphs']} graphs ({bt['circuits']} circuits x {bt['views_per_circuit']} views), "
-          f"{bt['nodes']} nodes, {bt['edges']} edges; load average before {r['load_average_before'][0]:.1f}")
-    print(f"{'threads':<8}{'size':<7}{'hidden':>7}{'out':>5}{'circml g/s':>12}{'pytorch g/s':>13}{'speedup':>9}"
-          f"{'cpu-time ratio':>16}")
+    print(f"load average before {r['load_average_before'][0]:.1f}; PyTorch {r['torch']}, scatter: "
+          f"{r['scatter_in_pytorch']}")
+    print(f"{'threads':<8}{'size':<7}{'graphs':>7}{'nodes':>7}{'edges':>7}{'circml g/s':>12}{'same-work':>11}"
+          f"{'pytorch g/s':>13}{'speedup':>9}{'same-work':>11}{'cpu-time':>10}")
+    nan = float("nan")
     for t, run in r["runs"].items():
         for size, row in run["sizes"].items():
-            c = row["circml"]["graphs_per_s"]
-            p = row.get("pytorch", {}).get("graphs_per_s", float("nan"))
-            print(f"{t:<8}{size:<7}{row['config']['hidden']:>7}{row['config']['out']:>5}{c:>12.1f}{p:>13.1f}"
-                  f"{row.get('speedup', float('nan')):>8.2f}x{row.get('speedup_cpu_time', float('nan')):>15.2f}x")
+            bt = row["batch"]
+            print(f"{t:<8}{size:<7}{bt['graphs']:>7}{bt['nodes']:>7}{bt['edges']:>7}"
+                  f"{row['circml']['graphs_per_s']:>12.1f}{row['circml_same_work']['graphs_per_s']:>11.1f}"
+                  f"{row.get('pytorch', {}).get('graphs_per_s', nan):>13.1f}{row.get('speedup', nan):>8.2f}x"
+                  f"{row.get('speedup_same_work', nan):>10.2f}x{row.get('speedup_cpu_time', nan):>9.2f}x")
     cpu = r["cpu"]
-    print(f"cpu: {cpu.get('model')}, theoretical fp32 peak {cpu.get('theoretical_peak_gflops', float('nan')):.0f} GFLOP/s "
-          f"({cpu.get('theoretical_peak_formula', '?')}); measured FMA-loop peak "
-          f"{cpu.get('measured_peak_gflops_1thread', float('nan')):.0f} (1 thread), "
-          f"{cpu.get('measured_peak_gflops_2thread', float('nan')):.0f} (2 threads) GFLOP/s; at the "
-          f"{cpu.get('clock_ghz_implied_by_fma_loop', float('nan')):.2f} GHz that implies, the theoretical peak is "
-          f"{cpu.get('theoretical_peak_gflops_at_that_clock', float('nan')):.0f} GFLOP/s")
+    print(f"cpu: {cpu.get('model')} (family {cpu.get('family')}), {cpu['cores']} cores; fp32 peak "
+          f"{cpu.get('peak_formula', '?')}; FMA loop {cpu.get('fma_loop_gflops_1thread', nan):.0f} (1 thread), "
+          f"{cpu.get('fma_loop_gflops_2thread', nan):.0f} (2 threads) GFLOP/s; {cpu.get('peak_method', '')}")
     for label, gm in r.get("gemm", {}).items():
         for p in gm["products"]:
-            tm = gm.get("pytorch_matmul", {}).get(p["product"], {}).get("gflops_median", float("nan"))
-            frac = p.get("fraction_of_measured_peak", float("nan"))
+            tm = gm.get("pytorch_matmul", {}).get(p["product"], {}).get("gflops_median", nan)
             print(f"gemm {gm['threads']} thr [{p['M']}x{p['K']}]x[{p['K']}x{p['N']}] {p['product']:<20} "
-                  f"{p['gflops_median']:6.1f} GFLOP/s ({100 * frac:3.0f}% of measured peak; torch matmul {tm:6.1f})")
+                  f"{p['gflops_median']:6.1f} GFLOP/s ({100 * p.get('fraction_of_peak', nan):3.0f}% of peak; "
+                  f"torch matmul {tm:6.1f})")
 
 
 if __name__ == "__main__":

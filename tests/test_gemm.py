@@ -14,6 +14,7 @@ with 1 and 2 OpenMP threads.
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,39 @@ def test_optimised_kernels_match_reference(tmp_path, test, flavour, threads):
     last = r.stdout.strip().splitlines()[-1]
     passed, failed = int(last.split()[0]), int(last.split()[2])
     assert failed == 0 and passed >= (2000 if test == "test_gemm" else 100), last
+
+
+_STEP = r"""
+import sys, numpy as np
+from circml import _core
+from circml.datasets import circuit_library
+from circml.dice import augment_batch
+b = augment_batch([e.circuit for e in circuit_library()][:24], 2, 1, 1, seed=5)
+g = b.graph
+eb = g.batch[g.edge_index[0]]
+m = _core.dice_init(g.x.shape[1], g.edge_attr.shape[1], 64, 32, 2, 0.2, 1e-5, 0.1, 11)
+y = _core.dice_forward(m, g.x, g.edge_attr, g.edge_index, g.batch, eb, g.num_graphs, True, 77)
+loss, dy, _ = _core.contrastive_loss(y, b.base, b.negative.astype(np.uint8), 0.05, 0.2, 0.05)
+_core.dice_zero_grad(m)
+_core.dice_backward(m, dy)
+_core.dice_adamw(m, 1e-3, 0.9, 0.999, 1e-8, 0.01)
+a = _core.dice_arrays(m)
+np.save(sys.argv[1], np.concatenate([y.ravel(), a["grads"], a["params"], a["buffers"]]))
+"""
+
+
+def test_dice_training_step_same_bits_for_any_thread_count(tmp_path):
+    """One training step of the C encoder (forward with dropout, loss, backward, AdamW) gives the
+    same bits with 1, 2 and 3 OpenMP threads: every sum has a fixed order."""
+    import numpy as np
+
+    script = tmp_path / "step.py"
+    script.write_text(_STEP)
+    outs = []
+    for t in ("1", "2", "3"):
+        out = tmp_path / f"step{t}.npy"
+        env = dict(os.environ, OMP_NUM_THREADS=t)
+        r = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        outs.append(np.load(out))
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])

@@ -233,6 +233,51 @@ __attribute__((target("avx2,fma"))) static float fma_loop_256(long iters) {
     for (int i = 0; i < 8; i++) t += o[i];
     return t;
 }
+/* The core clock, from a chain of dependent register-register integer adds: each waits for
+ * the one before, one cycle apiece on every x86 core (renamers eliminate moves and some
+ * add-immediates, never an add of two registers), so adds/s = cycles/s. Run on `threads`
+ * threads at once (the clock with every core busy); returns the slowest thread's GHz. */
+static double add_chain_ghz(int threads) {
+    const long iters = 50000000;   /* x 8 adds: 4e8 cycles, ~0.1 s */
+    double worst = 1e30;
+#pragma omp parallel num_threads(threads)
+    {
+        double best = 0;
+        for (int rep = 0; rep < 5; rep++) {
+            long x = 0, one = 1, n = iters;
+            double t0 = now();
+            __asm__ volatile("1:\n\t"
+                             "add %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\t"
+                             "add %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\t"
+                             "dec %1\n\tjnz 1b"
+                             : "+r"(x), "+r"(n)
+                             : "r"(one));
+            double ghz = 8.0 * (double)iters / (now() - t0) / 1e9;
+            if (ghz > best) best = ghz;
+        }
+#pragma omp critical
+        if (best < worst) worst = best;
+    }
+    return worst;
+}
+/* Latency of one fp32 FMA in seconds: a single dependent chain (x = x * a + b). */
+__attribute__((target("avx512f"))) static double fma_latency_s(void) {
+    const long iters = 20000000;
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+        __m512 x = _mm512_set1_ps(1.0f), a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+        double t0 = now();
+        for (long it = 0; it < iters; it++) {
+            x = _mm512_fmadd_ps(x, a, b);
+            __asm__ volatile("" : "+v"(x));   /* keep the chain: no reassociation, no hoisting */
+        }
+        double dt = (now() - t0) / (double)iters;
+        volatile float sink = _mm512_reduce_add_ps(x);
+        (void)sink;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
 /* fp32 FLOP/s of pure FMA chains on `threads` threads (best of a few short runs) */
 static double fma_peak(int threads, int isa) {
     const long iters = 20000000;
@@ -284,6 +329,10 @@ static void run_bench(int64_t M, int H, int reps) {
     if (gemm_get_isa() >= GEMM_ISA_AVX2)
         for (int t = 1; t <= threads; t++)
             printf("{\"what\": \"fma_peak\", \"threads\": %d, \"gflops\": %.2f}\n", t, fma_peak(t, isa) / 1e9);
+    for (int t = 1; t <= threads; t++)
+        printf("{\"what\": \"clock\", \"threads\": %d, \"ghz_add_chain\": %.4f}\n", t, add_chain_ghz(t));
+    if (gemm_get_isa() == GEMM_ISA_AVX512)
+        printf("{\"what\": \"fma_latency\", \"ns\": %.4f}\n", fma_latency_s() * 1e9);
 #endif
     real *x = vec(M * H), *w = vec((int64_t)H * H), *b = vec(H), *dout = vec(M * H), *out = vec(M * H), *dx = vec(M * H), *dw = vec((int64_t)H * H);
     bench_one("out = inp @ W^T", M, H, H, reps, out, H, x, H, 1, w, 1, H, b, 0);
