@@ -15,3 +15,12 @@ from .diffusion import (GUIDANCE_MODES, Callback, DiffusionSizer, MinMaxScale, P
 __all__ = ["DiffusionSizer", "SizerConfig", "RelaxSpecs", "MinMaxScale", "Standardize", "PolynomialExpansion",
            "parse_directions", "GUIDANCE_MODES", "Callback", "DiffusionMLPSizer", "MLPSizerConfig", "InverseANNSizer",
            "ANNConfig", "EvolutionarySizer", "EvolutionResult", "spec_violation"]
+
+
+def __getattr__(name):
+    # circml.sizing.report (the Table II report, a callable module) loads on first use, so that
+    # `python -m circml.sizing.report` does not find it imported already
+    if name == "report":
+        import importlib
+        return importlib.import_module(".report", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
