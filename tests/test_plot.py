@@ -16,8 +16,16 @@ from circml.plot import tsne  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _close_figures():
-    yield
+def _one_thread_and_close_figures():
+    # t-SNE of a few dozen points: OpenMP threads only spin, and on a loaded machine (the test
+    # suite in parallel) they make each call 25x slower; one thread keeps this file ~1 s
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+    else:
+        with threadpool_limits(1):
+            yield
     plt.close("all")
 
 
