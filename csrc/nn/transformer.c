@@ -4,26 +4,100 @@
  * Limits: no causal or padding mask; attention keeps the whole [B,NH,T,S] probability tensor,
  * which suits the few-token sequences of sizing vectors, not long sequences. */
 #include "transformer.h"
+#include "gemm.h"
 #include <math.h>
 #include <string.h>
 
+/* ---------------------------------------------------------------- vector paths
+ * As in ops.c: the forward kernels of layer norm and attention are plain loops over an
+ * always-inline body, compiled for AVX-512, AVX2 (both may contract a * b + c into an FMA) and
+ * the baseline, picked by gemm_get_isa(). Every path sums in a fixed order per row, so results
+ * do not depend on the thread count or on the batch a row sits in. */
+#if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && defined(__x86_64__)
+#define TF_INLINE static inline __attribute__((always_inline))
+#define TF_DISPATCH(name, body, params, args)                                                                 \
+    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"), optimize("fp-contract=fast"))) static void  \
+        name##_avx512 params { body args; }                                                                  \
+    __attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) static void name##_avx2 params { body args; } \
+    static void name##_base params { body args; }                                                            \
+    static void name params {                                                                                \
+        gemm_isa isa = gemm_get_isa();                                                                       \
+        if (isa == GEMM_ISA_AVX512) name##_avx512 args;                                                      \
+        else if (isa == GEMM_ISA_AVX2) name##_avx2 args;                                                     \
+        else name##_base args;                                                                               \
+    }
+#else
+#define TF_INLINE static inline
+#define TF_DISPATCH(name, body, params, args) \
+    static void name params { body args; }
+#endif
+
+/* exp(x) for the softmax (x <= 0 there). float: Cephes' expf (range reduction by ln 2 in two
+ * parts, degree-6 polynomial, 2^n by exponent bits), within ~2 ulp on [-87, 0], branch-free so
+ * it vectorises; below -87 it returns exp(-87) ~ 1.6e-38, which a softmax cannot tell from 0.
+ * double (the gradient tests' build): the libm exp. */
+TF_INLINE real tf_exp(real x) {
+#ifdef CM_REAL_IS_FLOAT
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   /* round to nearest */
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { uint32_t u; float f; } e;
+    e.u = (uint32_t)((int32_t)n + 127) << 23;
+    return p * e.f;
+#else
+    return exp(x);
+#endif
+}
+
 /* ---------------------------------------------------------------- layer norm */
 
+/* Mean and variance in 16 lane sums per row (a fixed order, so it vectorises), then the lanes
+ * in order; biased variance, as PyTorch. */
+TF_INLINE void layernorm_rows_body(real *out, real *mean, real *rstd, const real *inp, const real *weight,
+                                   const real *bias, int64_t n0, int64_t n1, int C) {
+    for (int64_t n = n0; n < n1; n++) {
+        const real *x = inp + n * C;
+        real acc[16] = {0};
+        int c = 0;
+        for (; c + 16 <= C; c += 16)
+            for (int l = 0; l < 16; l++) acc[l] += x[c + l];
+        for (int l = 0; c + l < C; l++) acc[l] += x[c + l];
+        real m = 0;
+        for (int l = 0; l < 16; l++) m += acc[l];
+        m /= (real)C;
+        for (int l = 0; l < 16; l++) acc[l] = 0;
+        for (c = 0; c + 16 <= C; c += 16)
+            for (int l = 0; l < 16; l++) acc[l] += (x[c + l] - m) * (x[c + l] - m);
+        for (int l = 0; c + l < C; l++) acc[l] += (x[c + l] - m) * (x[c + l] - m);
+        real v = 0;
+        for (int l = 0; l < 16; l++) v += acc[l];
+        const real r = (real)(1.0 / sqrt((double)(v / (real)C) + CM_LN_EPS));
+        real *o = out + n * C;
+        for (c = 0; c < C; c++) o[c] = (x[c] - m) * r * weight[c] + bias[c];
+        mean[n] = m;
+        rstd[n] = r;
+    }
+}
+TF_DISPATCH(layernorm_rows, layernorm_rows_body,
+            (real *out, real *mean, real *rstd, const real *inp, const real *weight, const real *bias, int64_t n0,
+             int64_t n1, int C), (out, mean, rstd, inp, weight, bias, n0, n1, C))
+
+#define LN_ROWS 64   /* rows per task */
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *weight, const real *bias,
                        int64_t N, int C) {
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; n++) {
-        const real *x = inp + n * C;
-        double m = 0, v = 0;
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= C;
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
-        double r = 1.0 / sqrt(v / C + CM_LN_EPS);   /* biased variance, as PyTorch */
-        real *o = out + n * C;
-        for (int c = 0; c < C; c++) o[c] = (real)((x[c] - m) * r * weight[c] + bias[c]);
-        mean[n] = (real)m;
-        rstd[n] = (real)r;
-    }
+    const int64_t nb = (N + LN_ROWS - 1) / LN_ROWS;
+#pragma omp parallel for schedule(static) if (nb >= 4)
+    for (int64_t k = 0; k < nb; k++)
+        layernorm_rows(out, mean, rstd, inp, weight, bias, k * LN_ROWS, (k + 1) * LN_ROWS < N ? (k + 1) * LN_ROWS : N, C);
 }
 
 void layernorm_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
@@ -89,42 +163,209 @@ void residual_backward(real *dinp1, real *dinp2, const real *dout, int64_t n) {
 
 /* ---------------------------------------------------------------- attention */
 
+/* One (batch, head): q, k, v point at the batch's first row and the head's first channel, att
+ * at its [T,S] probabilities, out at its first row and channel. Scores: keys in blocks of 16 are
+ * transposed into kt[block][hs][16] (zero-padded past S), so the sum over the head's channels
+ * runs in 16 lanes, one per key, j ascending; then per query the softmax (max, exp, sum in key
+ * order) and out = sum_s att[s] v[s] (s ascending, 16 channels at a time). Fixed 16-wide
+ * accumulators stay in registers. */
+#define ATT_KT 4096
+TF_INLINE void attention_bh_body(real *out, real *att, const real *q, const real *k, const real *v, int T, int S,
+                                 int C, int hs, int ldq, int ldkv, real scale) {
+    real kt[ATT_KT];
+    const int per = hs <= ATT_KT / 16 ? ATT_KT / (16 * hs) : 0;   /* 16-key blocks per fill of kt */
+    if (per == 0) {   /* a head wider than the buffer: plain dot products */
+        for (int t = 0; t < T; t++)
+            for (int s = 0; s < S; s++) {
+                const real *qr = q + (int64_t)t * ldq, *kr = k + (int64_t)s * ldkv;
+                real d = 0;
+                for (int j = 0; j < hs; j++) d += qr[j] * kr[j];
+                att[(int64_t)t * S + s] = d * scale;
+            }
+    }
+    for (int s0 = 0; per && s0 < S; s0 += 16 * per) {
+        int nb = (S - s0 + 15) / 16;
+        if (nb > per) nb = per;
+        for (int bk = 0; bk < nb; bk++)
+            for (int l = 0; l < 16; l++) {
+                const int s = s0 + bk * 16 + l;
+                real *col = kt + (int64_t)bk * hs * 16 + l;
+                if (s < S) for (int j = 0; j < hs; j++) col[j * 16] = k[(int64_t)s * ldkv + j];
+                else for (int j = 0; j < hs; j++) col[j * 16] = 0;
+            }
+        for (int t = 0; t < T; t++) {
+            const real *qr = q + (int64_t)t * ldq;
+            real *a = att + (int64_t)t * S;
+            for (int bk = 0; bk < nb; bk++) {
+                const real *kb = kt + (int64_t)bk * hs * 16;
+                real acc[16] = {0};
+                for (int j = 0; j < hs; j++) {
+                    const real qj = qr[j];
+                    for (int l = 0; l < 16; l++) acc[l] += qj * kb[j * 16 + l];
+                }
+                const int sb0 = s0 + bk * 16, n = S - sb0 < 16 ? S - sb0 : 16;
+                for (int l = 0; l < n; l++) a[sb0 + l] = acc[l] * scale;
+            }
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        real *a = att + (int64_t)t * S;
+        real mx = a[0];
+        for (int s = 1; s < S; s++) mx = a[s] > mx ? a[s] : mx;
+        for (int s = 0; s < S; s++) a[s] = tf_exp(a[s] - mx);
+        real sum = 0;
+        for (int s = 0; s < S; s++) sum += a[s];
+        const real inv = (real)1 / sum;
+        for (int s = 0; s < S; s++) a[s] *= inv;
+        real *o = out + (int64_t)t * C;
+        int j0 = 0;
+        for (; j0 + 16 <= hs; j0 += 16) {
+            real acc[16] = {0};
+            for (int s = 0; s < S; s++) {
+                const real *vr = v + (int64_t)s * ldkv + j0;
+                const real w = a[s];
+                for (int l = 0; l < 16; l++) acc[l] += w * vr[l];
+            }
+            for (int l = 0; l < 16; l++) o[j0 + l] = acc[l];
+        }
+        for (; j0 < hs; j0++) {
+            real d = 0;
+            for (int s = 0; s < S; s++) d += a[s] * v[(int64_t)s * ldkv + j0];
+            o[j0] = d;
+        }
+    }
+}
+
+TF_DISPATCH(attention_bh_generic, attention_bh_body,
+            (real *out, real *att, const real *q, const real *k, const real *v, int T, int S, int C, int hs, int ldq,
+             int ldkv, real scale), (out, att, q, k, v, T, S, C, hs, ldq, ldkv, scale))
+
+#if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define ATT_SMAX 256   /* keys handled by the AVX-512 path */
+#define ATT_HMAX 64    /* head width handled by the AVX-512 path (a multiple of 16) */
+__attribute__((target("avx512f,avx512dq"))) static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+/* attention_bh_body with AVX-512 for hs % 16 == 0, hs <= ATT_HMAX, S <= ATT_SMAX: the keys
+ * gathered transposed into kt[hs][Sp] (Sp = S rounded up to 16, zero-padded); scores of four
+ * queries at a time (four independent FMA chains), 16 keys per vector, j ascending; the softmax
+ * on masked vectors (max; exp; the lanes summed by _mm512_reduce_add_ps per block, blocks in
+ * order); out likewise four queries at a time, s ascending. Each query's arithmetic is the same
+ * whichever group it falls in. */
+__attribute__((target("avx512f,avx512dq"))) static void attention_bh_avx512(real *out, real *att, const real *q,
+                                                                             const real *k, const real *v, int T,
+                                                                             int S, int C, int hs, int ldq, int ldkv,
+                                                                             real scale) {
+    float kt[ATT_HMAX * ATT_SMAX];
+    const int nbk = (S + 15) / 16, Sp = nbk * 16, nj = hs / 16;
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int bk = 0; bk < nbk; bk++) {
+        const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
+        const __mmask16 mk = (__mmask16)((1u << n) - 1u);
+        const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(ldkv));
+        const float *kb = k + (int64_t)bk * 16 * ldkv;
+        for (int j = 0; j < hs; j++)
+            _mm512_storeu_ps(kt + j * Sp + bk * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, kb + j, 4));
+    }
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (int t0 = 0; t0 < T; t0 += 4) {
+        const int nq = T - t0 < 4 ? T - t0 : 4;
+        const float *q0 = q + (int64_t)t0 * ldq, *q1 = q0 + (nq > 1 ? ldq : 0), *q2 = q0 + (nq > 2 ? 2 * ldq : 0),
+                    *q3 = q0 + (nq > 3 ? 3 * ldq : 0);
+        __m512 sc[4][ATT_SMAX / 16];
+        __m512 mx[4];
+        for (int r = 0; r < 4; r++) mx[r] = _mm512_set1_ps(-INFINITY);
+        for (int bk = 0; bk < nbk; bk++) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < hs; j++) {
+                const __m512 kv = _mm512_loadu_ps(kt + j * Sp + bk * 16);
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(q0[j]), kv, a0);
+                a1 = _mm512_fmadd_ps(_mm512_set1_ps(q1[j]), kv, a1);
+                a2 = _mm512_fmadd_ps(_mm512_set1_ps(q2[j]), kv, a2);
+                a3 = _mm512_fmadd_ps(_mm512_set1_ps(q3[j]), kv, a3);
+            }
+            const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
+            const __mmask16 mk = (__mmask16)((1u << n) - 1u);
+            sc[0][bk] = _mm512_mul_ps(a0, vscale); sc[1][bk] = _mm512_mul_ps(a1, vscale);
+            sc[2][bk] = _mm512_mul_ps(a2, vscale); sc[3][bk] = _mm512_mul_ps(a3, vscale);
+            for (int r = 0; r < 4; r++) mx[r] = _mm512_mask_max_ps(mx[r], mk, mx[r], sc[r][bk]);
+        }
+        for (int r = 0; r < nq; r++) {
+            const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(mx[r]));
+            float sum = 0;
+            for (int bk = 0; bk < nbk; bk++) {
+                const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
+                sc[r][bk] = _mm512_maskz_mov_ps((__mmask16)((1u << n) - 1u), exp512(_mm512_sub_ps(sc[r][bk], vmx)));
+                sum += _mm512_reduce_add_ps(sc[r][bk]);
+            }
+            const __m512 inv = _mm512_set1_ps(1.0f / sum);
+            float *a = att + (int64_t)(t0 + r) * S;
+            for (int bk = 0; bk < nbk; bk++) {
+                const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
+                _mm512_mask_storeu_ps(a + bk * 16, (__mmask16)((1u << n) - 1u), _mm512_mul_ps(sc[r][bk], inv));
+            }
+        }
+        const float *p0 = att + (int64_t)t0 * S, *p1 = p0 + (nq > 1 ? S : 0), *p2 = p0 + (nq > 2 ? 2 * S : 0),
+                    *p3 = p0 + (nq > 3 ? 3 * S : 0);
+        for (int jb = 0; jb < nj; jb++) {
+            __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+            for (int s = 0; s < S; s++) {
+                const __m512 vv = _mm512_loadu_ps(v + (int64_t)s * ldkv + jb * 16);
+                o0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[s]), vv, o0);
+                o1 = _mm512_fmadd_ps(_mm512_set1_ps(p1[s]), vv, o1);
+                o2 = _mm512_fmadd_ps(_mm512_set1_ps(p2[s]), vv, o2);
+                o3 = _mm512_fmadd_ps(_mm512_set1_ps(p3[s]), vv, o3);
+            }
+            float *o = out + (int64_t)t0 * C + jb * 16;
+            _mm512_storeu_ps(o, o0);
+            if (nq > 1) _mm512_storeu_ps(o + C, o1);
+            if (nq > 2) _mm512_storeu_ps(o + 2 * C, o2);
+            if (nq > 3) _mm512_storeu_ps(o + 3 * C, o3);
+        }
+    }
+}
+#define HAVE_ATT_AVX512 1
+#endif
+
+static void attention_bh(real *out, real *att, const real *q, const real *k, const real *v, int T, int S, int C,
+                         int hs, int ldq, int ldkv, real scale) {
+#ifdef HAVE_ATT_AVX512
+    if (hs % 16 == 0 && hs <= ATT_HMAX && S <= ATT_SMAX && gemm_get_isa() == GEMM_ISA_AVX512) {
+        attention_bh_avx512(out, att, q, k, v, T, S, C, hs, ldq, ldkv, scale);
+        return;
+    }
+#endif
+    attention_bh_generic(out, att, q, k, v, T, S, C, hs, ldq, ldkv, scale);
+}
+
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v, int B, int T, int S, int C,
                        int NH, int ldq, int ldkv) {
     const int hs = C / NH;
-    const double scale = 1.0 / sqrt((double)hs);
-    const int64_t rows = (int64_t)B * NH * T;
-    /* one iteration per (b, h, t): writes att[b,h,t,:] and out[b,t,h*hs:(h+1)*hs] only */
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++) {
-        const int t = (int)(i % T), h = (int)((i / T) % NH);
-        const int64_t b = i / ((int64_t)T * NH);
-        const real *qr = q + (b * T + t) * ldq + h * hs;
-        real *a = att + i * S;   /* i == (b*NH + h)*T + t */
-        double mx = -INFINITY;
-        for (int s = 0; s < S; s++) {
-            const real *kr = k + (b * S + s) * ldkv + h * hs;
-            double d = 0;
-            for (int j = 0; j < hs; j++) d += (double)qr[j] * kr[j];
-            d *= scale;
-            a[s] = (real)d;
-            if (d > mx) mx = d;
-        }
-        double sum = 0;
-        for (int s = 0; s < S; s++) {
-            double e = exp(a[s] - mx);
-            a[s] = (real)e;
-            sum += e;
-        }
-        const double inv = 1.0 / sum;
-        for (int s = 0; s < S; s++) a[s] = (real)(a[s] * inv);
-        real *o = out + (b * T + t) * C + h * hs;
-        for (int j = 0; j < hs; j++) o[j] = 0;
-        for (int s = 0; s < S; s++) {
-            const real *vr = v + (b * S + s) * ldkv + h * hs;
-            const real w = a[s];
-            for (int j = 0; j < hs; j++) o[j] += w * vr[j];
-        }
+    const real scale = (real)(1.0 / sqrt((double)hs));
+    const int64_t pairs = (int64_t)B * NH;
+    /* one iteration per (b, h): writes att[b,h,:,:] and out[b,:,h*hs:(h+1)*hs] only */
+#pragma omp parallel for schedule(static) if (pairs * T * S >= 4096)
+    for (int64_t i = 0; i < pairs; i++) {
+        const int64_t b = i / NH;
+        const int h = (int)(i % NH);
+        attention_bh(out + b * T * C + h * hs, att + i * T * S, q + b * T * ldq + h * hs, k + b * S * ldkv + h * hs,
+                     v + b * S * ldkv + h * hs, T, S, C, hs, ldq, ldkv, scale);
     }
 }
 
