@@ -169,6 +169,12 @@ void cm_circuit_net_roles(const cm_circuit *c, int8_t *roles) {
         /* hierarchical nets (x1.vdd) are internal to an instance, not the supply */
         const char *leaf = s;
         int8_t r = CM_NET_SIGNAL;
+        /* every name below starts with one of these: most nets are rejected on one byte */
+        char c0 = leaf[0];
+        if (c0 != '0' && c0 != 'g' && c0 != 'v' && c0 != 'a' && c0 != 'd') {
+            roles[i] = r;
+            continue;
+        }
         if (name_is(leaf, "0") || name_is(leaf, "gnd") || name_is(leaf, "gnd!") || name_is(leaf, "vss") ||
             name_is(leaf, "vss!") || name_is(leaf, "agnd") || name_is(leaf, "dgnd"))
             r = CM_NET_GROUND;

@@ -1741,6 +1741,44 @@ static int32_t fast_str(fchunk *ch, int slot, const char *s, uint32_t n) {
     return id;
 }
 
+/* cm_parse_number for the forms netlisters write, on lowercased text: digits, an optional
+ * fraction, an optional SI suffix and unit letters ("2.5u", "83.3k", "703f", "7"), at most 15
+ * digits. The value is cm_parse_number's to the bit: the same mantissa and power of ten go
+ * through the same correctly rounded operation. Anything else (signs, exponents, "meg", "mil",
+ * more digits, other bytes) goes to cm_parse_number itself, which parses about 4x slower. */
+static int fast_number(const char *s, size_t len, double *value) {
+    static const int8_t SX[26] = {   /* suffix exponent of 'a' .. 'z'; 'm' is -3 unless "meg" */
+        ['a' - 'a'] = -18, ['f' - 'a'] = -15, ['g' - 'a'] = 9, ['k' - 'a'] = 3, ['m' - 'a'] = -3,
+        ['n' - 'a'] = -9, ['p' - 'a'] = -12, ['t' - 'a'] = 12, ['u' - 'a'] = -6, ['x' - 'a'] = 6};
+    static const double P10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    uint64_t mant = 0;
+    int frac = 0;
+    while (i < len && (unsigned)(s[i] - '0') < 10) mant = mant * 10 + (uint64_t)(s[i++] - '0');
+    size_t int_digits = i;
+    if (i < len && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < len && (unsigned)(s[i] - '0') < 10) mant = mant * 10 + (uint64_t)(s[i++] - '0');
+        frac = (int)(i - f0);
+    }
+    if (int_digits + (size_t)frac == 0 || int_digits + (size_t)frac > 15) return cm_parse_number(s, len, value);
+    int sx = 0;
+    if (i < len) {
+        unsigned c0 = (unsigned)(unsigned char)s[i] - 'a';
+        if (c0 >= 26 || c0 == 'e' - 'a') return cm_parse_number(s, len, value);   /* exponent, or a non-letter */
+        if (c0 == 'm' - 'a' && i + 2 < len && ((s[i + 1] == 'e' && s[i + 2] == 'g') || (s[i + 1] == 'i' && s[i + 2] == 'l')))
+            return cm_parse_number(s, len, value);
+        sx = SX[c0];
+        for (size_t j = i + 1; j < len; j++)   /* unit letters */
+            if ((unsigned)(unsigned char)s[j] - 'a' >= 26) return cm_parse_number(s, len, value);
+    }
+    int total = sx - frac;
+    if (total < -22 || total > 22) return cm_parse_number(s, len, value);
+    *value = total >= 0 ? (double)mant * P10[total] : (double)mant / P10[-total];
+    return 0;
+}
+
 /* Pre-read card i of the chunk, text s[0:n] (lowercased), tokens t[0:nt] (nt -1: none to
  * read). Leaves form FK_NONE for anything but the plain forms; the reference reads those,
  * errors included. */
@@ -1759,7 +1797,7 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
         /* name n1 n2 value, value a finite number (instantiate: case 'r') */
         if (nt < 4 || FEQ(1) || FEQ(2) || FEQ(3) || (nt > 4 && FEQ(4))) return CM_OK;
         double v;
-        if (cm_parse_number(s + t[3].off, t[3].len, &v) || !isfinite(v)) return CM_OK;
+        if (fast_number(s + t[3].off, t[3].len, &v) || !isfinite(v)) return CM_OK;
         form = letter == 'r' ? FK_RES : letter == 'c' ? FK_CAP : FK_IND;
         r->n_nets = 2;
         r->value = v;
@@ -1783,7 +1821,7 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
         if (j + 2 >= nt || FEQ(j) || !FEQ(j + 1) || FEQ(j + 2)) { ch->n_params = p0; return CM_OK; }
         if (t[j].len == 7 && memcmp(s + t[j].off, "params:", 7) == 0) { ch->n_params = p0; return CM_OK; }
         double v;
-        if (cm_parse_number(s + t[j + 2].off, t[j + 2].len, &v) || !isfinite(v)) { ch->n_params = p0; return CM_OK; }
+        if (fast_number(s + t[j + 2].off, t[j + 2].len, &v) || !isfinite(v)) { ch->n_params = p0; return CM_OK; }
         if (ch->n_params >= ch->max_params) return CM_ERR_NOMEM;   /* cannot happen */
         ch->params[ch->n_params++].value = v;
     }
