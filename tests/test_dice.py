@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from circml.datasets import circuit_library
-from circml.dice import (DiceConfig, DiceEncoder, EarlyStopping, QualityMonitor, augment_batch, quality_report,
-                         retrieval_metrics, split_by_circuit)
+from circml.dice import (DiceConfig, DiceEncoder, EarlyStopping, QualityMonitor, augment_batch, held_out_split,
+                         quality_report, retrieval_metrics, split_by_circuit)
 
 SMALL = dict(hidden=32, out=16)
 
@@ -263,61 +263,81 @@ def test_cosine_schedule_logs_lr(circuits):
 
 
 # -- quality on held-out circuits ------------------------------------------------------
-def _held_out(lib, val_fraction=0.25, seed=0):
-    tr, va = split_by_circuit(lib, val_fraction, seed=seed, groups=[e.family for e in lib])
-    return [lib[i] for i in tr], [lib[i] for i in va]
+def test_held_out_split(lib, circuits):
+    train, held, distractors = held_out_split(lib, 0.25, seed=0)
+    assert (len(train), len(held)) == (48, 16)
+    text = lambda cs: {c.to_spice() for c in cs}                       # noqa: E731
+    assert not text(train) & text(held) and text(distractors) <= text(train)
+    fam = {c.to_spice(): e.family for c, e in zip(circuits, lib)}
+    held_fams = {fam[c.to_spice()] for c in held}
+    assert {fam[c.to_spice()] for c in distractors} == held_fams - {f for f in held_fams
+                                                                   if sum(v == f for v in fam.values()) == 1}
+    assert len(distractors) == sum(fam[c.to_spice()] in held_fams for c in train)
+    with pytest.raises(ValueError, match="groups="):
+        held_out_split(circuits)
 
 
 def test_quality_report_fields_and_baseline(lib):
-    train, held = _held_out(lib)
-    r = quality_report(DiceEncoder(seed=0), held)
-    assert r["n_circuits"] == 16 and (r["n_views"], r["n_negative"], r["n_subs"]) == (8, 8, 4)
-    assert r["mean_subs"] > 3                         # views are far from trivial
-    # an untrained encoder is below the goal here: the evaluation is not too easy
-    assert r["nn_accuracy"] < 0.95 and r["nn_accuracy"] <= r["nn_accuracy_positives"]
-    assert r == quality_report(DiceEncoder(seed=0), held)          # deterministic
-
-
-def test_quality_improves_on_held_out_circuits(lib):
-    """The quick version of the goal: the default config, 20 epochs on 48 circuits."""
-    train, held = _held_out(lib)
+    train, held, distractors = held_out_split(lib, 0.25, seed=0)
     enc = DiceEncoder(seed=0)
-    before = quality_report(enc, held)
-    enc.pretrain(train, epochs=20, progress=False)
-    after = quality_report(enc, held)
+    r = quality_report(enc, held, distractors)
+    assert r["n_circuits"] == 16 and r["n_distractors"] == len(distractors) > 20
+    assert (r["n_views"], r["n_negative"], r["n_subs"], r["negative_subs"]) == (8, 8, 4, 1)
+    assert r["mean_subs"] > 3                         # views are far from trivial
+    # an untrained encoder is well below the goal here: the evaluation is not too easy
+    assert r["nn_accuracy"] < 0.9 and r["nn_accuracy"] <= r["nn_accuracy_positives"]
+    # negatives and distractors only add candidates, so they can only take hits away
+    easier = quality_report(enc, held, n_negative=0)
+    assert easier["nn_accuracy"] == easier["nn_accuracy_positives"] == r["nn_accuracy_positives"]
+    assert r["nn_accuracy"] <= quality_report(enc, held)["nn_accuracy"] <= easier["nn_accuracy"]
+    assert r == quality_report(DiceEncoder(seed=0), held, distractors)          # deterministic
+    with pytest.raises(ValueError, match="negative_subs"):
+        quality_report(enc, held, negative_subs=0)
+
+
+def test_quality_goal_on_held_out_circuits(lib):
+    """The goal with the default config (100 epochs on 48 circuits, a few seconds): on 16
+    held-out circuits among views of 30+ same-family siblings and one-change negatives, a
+    view's nearest neighbour is one of its own positives >= 95 % of the time, well above the
+    untrained encoder."""
+    train, held, distractors = held_out_split(lib, 0.25, seed=0)
+    enc = DiceEncoder(seed=0)
+    before = quality_report(enc, held, distractors)
+    enc.pretrain(train, progress=False)
+    after = quality_report(enc, held, distractors)
     print(f"\nheld-out nn_accuracy {before['nn_accuracy']:.3f} -> {after['nn_accuracy']:.3f}, "
           f"alignment {before['alignment']:.4f} -> {after['alignment']:.4f}, "
           f"uniformity {before['uniformity']:.3f} -> {after['uniformity']:.3f}")
-    assert after["nn_accuracy"] >= 0.93 and after["nn_accuracy"] >= before["nn_accuracy"] + 0.03
+    assert after["nn_accuracy"] >= 0.95 and after["nn_accuracy"] >= before["nn_accuracy"] + 0.1
     assert after["uniformity"] < before["uniformity"] - 1.0          # embeddings no longer collapsed
     assert after["alignment"] < 0.5                                    # views of a circuit stay close
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("split_seed", [0, 1, 2, 3])
-def test_quality_goal_on_held_out_circuits(lib, split_seed):
-    """The goal: >= 95 % nearest-neighbour retrieval on 16 held-out circuits (default config, 25 epochs)."""
-    train, held = _held_out(lib, 0.25, split_seed)
-    enc = DiceEncoder(seed=0)
-    before = quality_report(enc, held)
-    enc.pretrain(train, epochs=25, progress=False)
-    after = quality_report(enc, held)
-    print(f"\nsplit {split_seed}: nn_accuracy {before['nn_accuracy']:.3f} -> {after['nn_accuracy']:.3f}, "
-          f"alignment {before['alignment']:.4f} -> {after['alignment']:.4f}, "
-          f"uniformity {before['uniformity']:.3f} -> {after['uniformity']:.3f}")
-    assert after["nn_accuracy"] >= 0.95 and before["nn_accuracy"] < 0.95
+def test_quality_goal_over_splits(lib):
+    """The goal over six held-out splits (each with its own encoder seed)."""
+    before, after = [], []
+    for split_seed in range(6):
+        train, held, distractors = held_out_split(lib, 0.25, seed=split_seed)
+        enc = DiceEncoder(seed=split_seed)
+        before.append(quality_report(enc, held, distractors)["nn_accuracy"])
+        enc.pretrain(train, progress=False)
+        after.append(quality_report(enc, held, distractors)["nn_accuracy"])
+        print(f"\nsplit {split_seed}: nn_accuracy {before[-1]:.3f} -> {after[-1]:.3f}")
+    assert np.mean(after) >= 0.95 and min(after) >= 0.93
+    assert np.mean(after) >= np.mean(before) + 0.1 and max(before) < 0.95
 
 
 @pytest.mark.slow
-def test_quality_goal_half_the_library_held_out(lib):
-    """Harder: 32 circuits held out, 32 to train on; more views per step and two substitutions."""
+def test_quality_half_the_library_held_out(lib):
+    """Harder: 32 circuits held out, 32 to train on."""
     accs = []
     for split_seed in range(4):
-        train, held = _held_out(lib, 0.5, split_seed)
-        enc = DiceEncoder(seed=0, n_subs=2, n_negative=2)
-        before = quality_report(enc, held)
-        enc.pretrain(train, epochs=50, progress=False)
-        after = quality_report(enc, held)
+        train, held, distractors = held_out_split(lib, 0.5, seed=split_seed)
+        enc = DiceEncoder(seed=split_seed)
+        before = quality_report(enc, held, distractors)
+        enc.pretrain(train, progress=False)
+        after = quality_report(enc, held, distractors)
         print(f"\nhalf held out, split {split_seed}: {before['nn_accuracy']:.3f} -> {after['nn_accuracy']:.3f}")
         accs.append(after["nn_accuracy"])
-    assert np.mean(accs) >= 0.95 and min(accs) >= 0.93
+    assert np.mean(accs) >= 0.9
