@@ -1552,18 +1552,20 @@ typedef struct { uint32_t off, len, hash; } ftok;   /* a token: offset in its ca
 
 enum { FK_NONE = 0, FK_RES, FK_CAP, FK_IND, FK_MOS };
 
-typedef struct {           /* a pre-read card */
+typedef struct {           /* a pre-read card: one per line, so kept to 32 bytes (no name hash) */
     uint8_t form;          /* FK_*; FK_NONE: instantiate() reads the card */
     uint8_t use;           /* pass A: a plain top-level card, for passes B and C */
     uint8_t n_nets;
     int8_t kind;           /* cm_device_kind, set by pass A */
-    uint32_t n_params;     /* its parameters follow those of the cards before it in fchunk.params */
-    uint32_t len;          /* of the card's text when read: read_lines may extend it (past an .endl) */
-    ftok name;
-    int32_t model;         /* local ids: in fchunk.strs */
-    int32_t net[4];        /* in fchunk.nets */
-    double value;
+    uint16_t n_params;     /* its parameters follow those of the cards before it in fchunk.params */
+    uint16_t name_len;     /* its name is its first token, at offset 0 of its text */
+    int32_t net[4];        /* local ids in fchunk.nets */
+    union {
+        double value;      /* R, C, L */
+        int32_t model;     /* MOS (value NaN): local id in fchunk.strs */
+    } u;
 } frec;
+_Static_assert(sizeof(frec) == 32, "frec: one per line of the netlist, keep it small");
 
 typedef struct { int32_t name; double value; } fparam;   /* name: local id in fchunk.strs */
 
@@ -1593,6 +1595,8 @@ typedef struct {
                            * read (n_toks -1: the card holds a character left to the reference) */
     int cur;               /* toks[cur]: the line being read */
     int extended;          /* the last card took '+' lines: tokenise its whole text again */
+    int64_t last_len;      /* length of the last card's text when pre-read: read_lines may extend it
+                           * (a '+' line past an .endl); no other card changes after */
     cm_strtab nets, strs;  /* local tables: net names; models and parameter names */
     struct { const char *s; uint32_t len; int32_t id; } last[9];   /* model, parameter names of the last card */
     struct { int32_t card, n; const char *s[4]; uint32_t len[4], hash[4]; } pend;   /* nets of the last
@@ -1788,8 +1792,7 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
     r->form = FK_NONE;
     r->use = 0;
     r->n_params = 0;
-    if (n >= UINT32_MAX || nt < 1) return CM_OK;
-    r->len = (uint32_t)n;
+    if (n >= UINT32_MAX || nt < 1 || t[0].off != 0 || t[0].len > UINT16_MAX) return CM_OK;
 #define FEQ(j) (t[j].len == 1 && s[t[j].off] == '=')
     int form, from;
     char letter = s[t[0].off];
@@ -1800,7 +1803,7 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
         if (fast_number(s + t[3].off, t[3].len, &v) || !isfinite(v)) return CM_OK;
         form = letter == 'r' ? FK_RES : letter == 'c' ? FK_CAP : FK_IND;
         r->n_nets = 2;
-        r->value = v;
+        r->u.value = v;
         from = 4;
     } else if (letter == 'm') {
         /* name d g s b model: six items before the parameters (instantiate: case 'm') */
@@ -1810,7 +1813,6 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
         if (nt > 6 && !(nt > 7 && FEQ(7))) return CM_OK;
         form = FK_MOS;
         r->n_nets = 4;
-        r->value = NAN;
         from = 6;
     } else {
         return CM_OK;
@@ -1825,21 +1827,20 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
         if (ch->n_params >= ch->max_params) return CM_ERR_NOMEM;   /* cannot happen */
         ch->params[ch->n_params++].value = v;
     }
-    if (ch->n_params - p0 > 65535) { ch->n_params = p0; return CM_OK; }
+    if (ch->n_params - p0 > UINT16_MAX) { ch->n_params = p0; return CM_OK; }
     /* A plain card: intern its names in the chunk's tables while its text is at hand. */
-    r->n_params = (uint32_t)(ch->n_params - p0);
+    r->n_params = (uint16_t)(ch->n_params - p0);
     for (uint32_t p = 0; p < r->n_params; p++) {
         const ftok *k = &t[from + 3 * (int32_t)p];
         if ((ch->params[p0 + p].name = fast_str(ch, 1 + (int)p, s + k->off, k->len)) < 0) return CM_ERR_NOMEM;
     }
 #undef FEQ
     if (form == FK_MOS) {
-        if ((r->model = fast_str(ch, 0, s + t[5].off, t[5].len)) < 0) return CM_ERR_NOMEM;
+        if ((r->u.model = fast_str(ch, 0, s + t[5].off, t[5].len)) < 0) return CM_ERR_NOMEM;
     }
     cm_status st = fast_nets(ch, i, s, t + 1, r->n_nets, tb);
     if (st) return st;
-    r->name = t[0];
-    r->name.hash = cm_hash_bytes(s + t[0].off, t[0].len);
+    r->name_len = (uint16_t)t[0].len;
     r->form = (uint8_t)form;
     return CM_OK;
 }
@@ -1877,6 +1878,7 @@ static cm_status fast_last_card(ctx *x, fchunk *ch, const ftables *tb) {
     int32_t nt = ch->n_toks[b];
     if (ch->extended && cd->len < UINT32_MAX) nt = fast_tokens(ch, b, s, (size_t)cd->len, tb);
     if (nt == -2) return CM_ERR_NOMEM;
+    ch->last_len = cd->len;
     return fast_card(ch, i, s, (size_t)cd->len, ch->toks[b], nt, tb);
 }
 
@@ -2107,11 +2109,11 @@ static cm_status fast_pass_a(ctx *x, fchunk *ch) {
             if (!(tp < n_top && top[tp] == g)) continue;   /* in a .subckt body, or a dot card */
             tp++;
         }
-        if (r && r->form != FK_NONE && (int64_t)r->len != x->cards[g].len) r->form = FK_NONE;
+        if (r && r->form != FK_NONE && i == ch->n_cards - 1 && ch->last_len != x->cards[g].len) r->form = FK_NONE;
         if (r && r->form == FK_MOS) {
-            int8_t *k = &kind_of[r->model];
+            int8_t *k = &kind_of[r->u.model];
             if (*k == -2) {
-                slice ms = {cm_strtab_get(&ch->strs, r->model), (size_t)ch->strs.lens[r->model]};
+                slice ms = {cm_strtab_get(&ch->strs, r->u.model), (size_t)ch->strs.lens[r->u.model]};
                 const char *type = model_type(x, ms);
                 *k = (int8_t)(type_is(type, "nmos") ? CM_DEV_NMOS : type_is(type, "pmos") ? CM_DEV_PMOS : -1);
             }
@@ -2141,7 +2143,7 @@ static cm_status fast_pass_a(ctx *x, fchunk *ch) {
          * order within each matters). net_map/str_map mark ids already listed. */
         for (int k = 0; k < r->n_nets; k++)
             if (ch->net_map[r->net[k]] < 0) { ch->net_map[r->net[k]] = 0; ch->first_net[nf++] = r->net[k]; }
-        if (r->form == FK_MOS && ch->str_map[r->model] < 0) { ch->str_map[r->model] = 0; ch->first_str[sf++] = r->model; }
+        if (r->form == FK_MOS && ch->str_map[r->u.model] < 0) { ch->str_map[r->u.model] = 0; ch->first_str[sf++] = r->u.model; }
         for (uint32_t p = 0; p < r->n_params; p++) {
             int32_t id = ch->params[pb + p].name;
             if (ch->str_map[id] < 0) { ch->str_map[id] = 0; ch->first_str[sf++] = id; }
@@ -2149,7 +2151,7 @@ static cm_status fast_pass_a(ctx *x, fchunk *ch) {
         seg.n_dev++;
         seg.n_term += r->n_nets;
         seg.n_param += r->n_params;
-        seg.name_bytes += r->name.len;
+        seg.name_bytes += r->name_len;
     }
     free(kind_of);
     return st;
@@ -2199,21 +2201,24 @@ static cm_status fast_reserve(ctx *x, int64_t n_dev, int64_t n_term, int64_t n_p
 static cm_status fast_names(ctx *x, const fchunk *ch, const fseg *seg, int32_t i) {
     cm_strtab *t = &x->c->devnames;
     if (t->n != seg->dev_base) return CM_ERR_NOMEM;   /* cannot happen */
+    uint32_t hash[16] = {0};   /* of the names of cards i .. i + 15 (by i mod 16), their slots prefetched */
+#define NAME_HASH(j) cm_hash_bytes(x->text + x->cards[ch->card_base + (j)].off, ch->recs[j].name_len)
     for (int32_t j = i; j < seg->card_end && j < i + 16; j++)
-        if (ch->recs[j].use) cm_strtab_prefetch(t, ch->recs[j].name.hash);
+        if (ch->recs[j].use) cm_strtab_prefetch(t, hash[j & 15] = NAME_HASH(j));
     for (; i < seg->card_end; i++) {
         const frec *r = &ch->recs[i];
-        if (i + 16 < seg->card_end && ch->recs[i + 16].use) cm_strtab_prefetch(t, ch->recs[i + 16].name.hash);
+        uint32_t h = hash[i & 15];
+        if (i + 16 < seg->card_end && ch->recs[i + 16].use) cm_strtab_prefetch(t, hash[i & 15] = NAME_HASH(i + 16));
         if (!r->use) continue;
         int inserted;
-        int32_t id = cm_strtab_intern_h(t, x->text + x->cards[ch->card_base + i].off + r->name.off, r->name.len,
-                                        r->name.hash, &inserted);
+        int32_t id = cm_strtab_intern_h(t, x->text + x->cards[ch->card_base + i].off, r->name_len, h, &inserted);
         if (id < 0) return CM_ERR_NOMEM;
         if (!inserted) return CM_ERR_PARSE;
         const card *cd = &x->cards[ch->card_base + i];
         x->c->devices[id].src_file = cd->file;
         x->c->devices[id].src_line = cd->line;
     }
+#undef NAME_HASH
     return t->n == seg->dev_base + seg->n_dev ? CM_OK : CM_ERR_NOMEM;
 }
 
@@ -2311,9 +2316,10 @@ static const char *fast_next_name(void *arg, size_t *len, uint32_t *hash) {
         if (it->i >= ch->n_cards) { it->k++; it->i = 0; continue; }   /* cannot run past: n is exact */
         const frec *r = &ch->recs[it->i++];
         if (!r->use) continue;
-        *len = r->name.len;
-        *hash = r->name.hash;
-        return it->x->text + it->x->cards[ch->card_base + it->i - 1].off + r->name.off;
+        const char *s = it->x->text + it->x->cards[ch->card_base + it->i - 1].off;
+        *len = r->name_len;
+        *hash = cm_hash_bytes(s, r->name_len);
+        return s;
     }
 }
 
@@ -2343,7 +2349,7 @@ static void fast_pass_c(ctx *x, const fchunk *ch) {
             cm_device *d = &c->devices[dv];
             d->kind = r->kind;
             d->name = dv;
-            d->model = r->form == FK_MOS ? ch->str_map[r->model] : -1;
+            d->model = r->form == FK_MOS ? ch->str_map[r->u.model] : -1;
             d->term_begin = (int32_t)tm;
             d->n_terms = r->n_nets;
             d->param_begin = (int32_t)pm;
@@ -2352,7 +2358,7 @@ static void fast_pass_c(ctx *x, const fchunk *ch) {
             d->control = -1;
             d->src_file = cd->file;
             d->src_line = cd->line;
-            d->value = r->value;
+            d->value = r->form == FK_MOS ? NAN : r->u.value;
             for (int k = 0; k < r->n_nets; k++) c->term_net[tm + k] = ch->net_map[r->net[k]];
             for (uint32_t p = 0; p < r->n_params; p++) {
                 const fparam *fp = &ch->params[pb + p];
