@@ -1,0 +1,343 @@
+/* gemm_bf16.c: bfloat16 Linear forward with AVX-512 BF16 (vdpbf16ps), run-time detected, with
+ * plain-loop fallback, a per-thread cache of packed weights, and the peak loops of the
+ * benchmark. See gemm_bf16.h. */
+#include "gemm_bf16.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define PANEL 64          /* columns per packed panel (4 zmm of fp32 lanes) */
+#define MR 6              /* rows per micro-kernel */
+#define KP_MAX 2048       /* k pairs the stack buffer holds (K <= 4096 on the fast path) */
+
+#if defined(__GNUC__) && defined(__x86_64__) && (__GNUC__ >= 10 || defined(__clang__))
+#define HAVE_BF16_KERNEL 1
+#include <immintrin.h>
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#endif
+
+static int enabled = 1;
+
+int gemm_bf16_cpu_supported(void) {
+#ifdef HAVE_BF16_KERNEL
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+int gemm_bf16_available(void) { return enabled && gemm_bf16_cpu_supported(); }
+
+int gemm_bf16_set_enabled(int on) {
+    enabled = on != 0;
+    return gemm_bf16_available();
+}
+
+uint16_t gemm_bf16_round(float x) {
+    union { uint32_t u; float f; } v;
+    v.f = x;
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);   /* quiet NaN */
+    v.u += 0x7fffu + ((v.u >> 16) & 1u);
+    return (uint16_t)(v.u >> 16);
+}
+
+/* ---------------------------------------------------------------- packing */
+
+int gemm_bf16_pack(gemm_bf16_weight *pw, const float *W, int64_t N, int64_t K) {
+    memset(pw, 0, sizeof *pw);
+    pw->N = N;
+    pw->K = K;
+    pw->kp = (K + 1) / 2;
+    pw->panels = (N + PANEL - 1) / PANEL;
+    const size_t n = (size_t)(pw->panels * pw->kp * PANEL * 2);
+    pw->w = aligned_alloc(64, (n * sizeof(uint16_t) + 63) / 64 * 64);
+    if (!pw->w) return -1;
+    for (int64_t p = 0; p < pw->panels; p++)
+        for (int64_t q = 0; q < pw->kp; q++) {
+            uint16_t *d = pw->w + ((p * pw->kp + q) * PANEL) * 2;
+            for (int j = 0; j < PANEL; j++) {
+                const int64_t col = p * PANEL + j, k0 = 2 * q;
+                d[2 * j] = col < N ? gemm_bf16_round(W[col * K + k0]) : 0;
+                d[2 * j + 1] = col < N && k0 + 1 < K ? gemm_bf16_round(W[col * K + k0 + 1]) : 0;
+            }
+        }
+    return 0;
+}
+
+void gemm_bf16_weight_free(gemm_bf16_weight *pw) {
+    free(pw->w);
+    memset(pw, 0, sizeof *pw);
+}
+
+/* ---------------------------------------------------------------- reference */
+
+void gemm_bf16_linear_ref(float *out, const float *inp, const float *W, const float *bias, int64_t M, int64_t N,
+                          int64_t K) {
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += (double)gemm_bf16_to_float(gemm_bf16_round(inp[m * K + k])) *
+                     gemm_bf16_to_float(gemm_bf16_round(W[n * K + k]));
+            out[m * N + n] = (float)s + (bias ? bias[n] : 0.0f);
+        }
+}
+
+/* The packed product with plain loops (no kernel on this CPU): fp32 sums of the pair products
+ * in the kernel's order. */
+static void linear_packed_plain(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
+                                int64_t M) {
+    const int64_t N = pw->N, K = pw->K;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            const int64_t p = n / PANEL, j = n % PANEL;
+            float s = 0;
+            for (int64_t q = 0; q < pw->kp; q++) {
+                const uint16_t *w = pw->w + ((p * pw->kp + q) * PANEL + j) * 2;
+                const int64_t k0 = 2 * q;
+                const float a0 = gemm_bf16_to_float(gemm_bf16_round(inp[m * K + k0]));
+                const float a1 = k0 + 1 < K ? gemm_bf16_to_float(gemm_bf16_round(inp[m * K + k0 + 1])) : 0.0f;
+                s += a0 * gemm_bf16_to_float(w[0]) + a1 * gemm_bf16_to_float(w[1]);
+            }
+            out[m * N + n] = s + (bias ? bias[n] : 0.0f);
+        }
+}
+
+/* ---------------------------------------------------------------- the AVX-512 BF16 kernel */
+#ifdef HAVE_BF16_KERNEL
+
+/* Rows [0, mr) of inp (stride K) as bf16 pairs into a[mr][lda] (lda = kp rounded up to 16). */
+BF16_TARGET static void convert_rows(uint32_t *a, int64_t lda, const float *inp, int64_t K, int mr) {
+    for (int r = 0; r < mr; r++) {
+        const float *x = inp + r * K;
+        uint32_t *d = a + r * lda;
+        for (int64_t k0 = 0; k0 < 2 * lda; k0 += 32) {
+            const int64_t left = K - k0;
+            const __mmask16 mlo = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1u) : 0;
+            const __mmask16 mhi = left >= 32 ? 0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1u) : 0;
+            const __m512 lo = _mm512_maskz_loadu_ps(mlo, x + k0);
+            const __m512 hi = _mm512_maskz_loadu_ps(mhi, x + k0 + 16);
+            _mm512_storeu_si512((void *)(d + k0 / 2), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+    }
+}
+
+/* C[rows, ncols] (+ bias) of one panel: R rows, NV column vectors (constants after inlining). */
+#define KERNEL_BODY(R, NV)                                                                                      \
+    do {                                                                                                        \
+        __m512 acc[R][NV];                                                                                      \
+        for (int r = 0; r < R; r++)                                                                             \
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                       \
+        for (int64_t q = 0; q < kp; q++) {                                                                      \
+            const uint16_t *bq = b + q * PANEL * 2;                                                             \
+            __m512bh bv[NV];                                                                                    \
+            for (int v = 0; v < NV; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(bq + v * 32));     \
+            for (int r = 0; r < R; r++) {                                                                       \
+                const __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r * lda + q]);                           \
+                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);                \
+            }                                                                                                   \
+        }                                                                                                       \
+        for (int v = 0; v < NV; v++) {                                                                          \
+            const int col = v * 16, n = ncols - col < 16 ? ncols - col : 16;                                    \
+            const __mmask16 mk = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);                              \
+            const __m512 bb = bias ? _mm512_maskz_loadu_ps(mk, bias + col) : _mm512_setzero_ps();               \
+            for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(c + r * ldc + col, mk, _mm512_add_ps(acc[r][v], bb)); \
+        }                                                                                                       \
+    } while (0)
+
+#define KFN(R, NV)                                                                                              \
+    BF16_TARGET static void kern_##R##_##NV(int64_t kp, const uint32_t *a, int64_t lda, const uint16_t *b,      \
+                                            float *c, int64_t ldc, const float *bias, int ncols) {              \
+        KERNEL_BODY(R, NV);                                                                                     \
+    }
+#define KFN_ROW(R) KFN(R, 1) KFN(R, 2) KFN(R, 3) KFN(R, 4)
+KFN_ROW(1) KFN_ROW(2) KFN_ROW(3) KFN_ROW(4) KFN_ROW(5) KFN_ROW(6)
+
+typedef void (*kern_fn)(int64_t, const uint32_t *, int64_t, const uint16_t *, float *, int64_t, const float *, int);
+#define KROW(R) {kern_##R##_1, kern_##R##_2, kern_##R##_3, kern_##R##_4}
+static const kern_fn KERNELS[MR][4] = {KROW(1), KROW(2), KROW(3), KROW(4), KROW(5), KROW(6)};
+
+/* Rows [m0, m0 + mr) of out. */
+BF16_TARGET static void row_block(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
+                                  int64_t m0, int mr) {
+    const int64_t lda = (pw->kp + 15) / 16 * 16;
+    uint32_t a[MR * KP_MAX];
+    convert_rows(a, lda, inp + m0 * pw->K, pw->K, mr);
+    for (int64_t p = 0; p < pw->panels; p++) {
+        const int64_t c0 = p * PANEL;
+        const int ncols = (int)(pw->N - c0 < PANEL ? pw->N - c0 : PANEL);
+        KERNELS[mr - 1][(ncols + 15) / 16 - 1](pw->kp, a, lda, pw->w + p * pw->kp * PANEL * 2, out + m0 * pw->N + c0,
+                                               pw->N, bias ? bias + c0 : NULL, ncols);
+    }
+}
+
+static void linear_packed_kernel(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
+                                 int64_t M) {
+    const int64_t nb = (M + MR - 1) / MR;
+    int par = nb >= 16;
+#ifdef _OPENMP
+    if (omp_in_parallel()) par = 0;
+#endif
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t i = 0; i < nb; i++) {
+        const int64_t m0 = i * MR;
+        row_block(out, inp, pw, bias, m0, (int)(M - m0 < MR ? M - m0 : MR));
+    }
+}
+#endif
+
+void gemm_bf16_linear(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
+#ifdef HAVE_BF16_KERNEL
+    if (gemm_bf16_available() && pw->kp <= KP_MAX) {
+        linear_packed_kernel(out, inp, pw, bias, M);
+        return;
+    }
+#endif
+    linear_packed_plain(out, inp, pw, bias, M);
+}
+
+/* ---------------------------------------------------------------- per-thread cache and hook */
+
+#define CACHE_SLOTS 1024   /* a power of two; a full cache declines new weights */
+typedef struct {
+    const float *key;
+    gemm_bf16_weight w;
+} cache_entry;
+typedef struct {
+    cache_entry *e;
+    int used;
+} bf16_cache;
+
+static _Thread_local bf16_cache *tls_cache;
+
+int gemm_bf16_cache_begin(void) {
+    if (tls_cache) return -1;
+    bf16_cache *c = calloc(1, sizeof *c);
+    if (!c) return -1;
+    c->e = calloc(CACHE_SLOTS, sizeof *c->e);
+    if (!c->e) { free(c); return -1; }
+    tls_cache = c;
+    return 0;
+}
+
+void gemm_bf16_cache_end(void) {
+    bf16_cache *c = tls_cache;
+    if (!c) return;
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (c->e[i].key) gemm_bf16_weight_free(&c->e[i].w);
+    free(c->e);
+    free(c);
+    tls_cache = NULL;
+}
+
+static const gemm_bf16_weight *cache_get(bf16_cache *c, const float *W, int64_t N, int64_t K) {
+    uint64_t h = (uint64_t)(uintptr_t)W;
+    h ^= (uint64_t)N * 0x9e3779b97f4a7c15ull ^ (uint64_t)K * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 29;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 32;
+    for (int probe = 0; probe < CACHE_SLOTS; probe++) {
+        cache_entry *e = &c->e[(h + (uint64_t)probe) & (CACHE_SLOTS - 1)];
+        if (!e->key) {
+            if (c->used >= CACHE_SLOTS / 2 || gemm_bf16_pack(&e->w, W, N, K)) return NULL;
+            e->key = W;
+            c->used++;
+            return &e->w;
+        }
+        if (e->key == W && e->w.N == N && e->w.K == K) return &e->w;
+    }
+    return NULL;
+}
+
+int gemm_bf16_linear_hook(float *out, const float *inp, const float *W, const float *bias, int64_t M, int64_t K,
+                          int64_t N) {
+#ifdef HAVE_BF16_KERNEL
+    bf16_cache *c = tls_cache;
+    if (!c || N < 16 || K < 8 || (K + 1) / 2 > KP_MAX || !gemm_bf16_available()) return 0;
+    const gemm_bf16_weight *pw = cache_get(c, W, N, K);
+    if (!pw) return 0;
+    linear_packed_kernel(out, inp, pw, bias, M);
+    return 1;
+#else
+    (void)out; (void)inp; (void)W; (void)bias; (void)M; (void)K; (void)N;
+    return 0;
+#endif
+}
+
+/* ---------------------------------------------------------------- peak loops */
+
+static double now(void) {
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return 0;
+#endif
+}
+
+#ifdef HAVE_BF16_KERNEL
+#define NACC 24   /* independent chains per thread: more than latency x ports of any current core */
+__attribute__((target("avx512f"))) static float fma_loop(int64_t iters) {
+    __m512 acc[NACC];
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
+    for (int i = 0; i < NACC; i++) acc[i] = _mm512_set1_ps((float)i);
+    for (int64_t it = 0; it < iters; it++) {
+#pragma GCC unroll 32
+        for (int i = 0; i < NACC; i++) acc[i] = _mm512_fmadd_ps(acc[i], m, c);
+    }
+    __m512 s = acc[0];
+    for (int i = 1; i < NACC; i++) s = _mm512_add_ps(s, acc[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
+BF16_TARGET static float dp_loop(int64_t iters) {
+    __m512 acc[NACC];
+    const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
+    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(2e-3f), _mm512_set1_ps(2e-3f));
+    for (int i = 0; i < NACC; i++) acc[i] = _mm512_set1_ps((float)i);
+    for (int64_t it = 0; it < iters; it++) {
+#pragma GCC unroll 32
+        for (int i = 0; i < NACC; i++) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+    }
+    __m512 s = acc[0];
+    for (int i = 1; i < NACC; i++) s = _mm512_add_ps(s, acc[i]);
+    return _mm512_reduce_add_ps(s);
+}
+#endif
+
+static volatile float peak_sink;
+
+static double peak_run(int which, int64_t iters) {
+#ifdef HAVE_BF16_KERNEL
+    if (which == 0 ? !(__builtin_cpu_init(), __builtin_cpu_supports("avx512f")) : !gemm_bf16_cpu_supported()) return 0;
+    int nt = 1;
+    double t0 = 0, t1 = 0;
+#pragma omp parallel
+    {
+#ifdef _OPENMP
+#pragma omp single
+        nt = omp_get_num_threads();
+#endif
+#pragma omp barrier
+#pragma omp master
+        t0 = now();
+        float r = which == 0 ? fma_loop(iters) : dp_loop(iters);
+#pragma omp atomic
+        peak_sink += r;
+#pragma omp barrier
+#pragma omp master
+        t1 = now();
+    }
+    const double flop = (double)nt * (double)iters * (double)NACC * (which == 0 ? 32.0 : 64.0);
+    return t1 > t0 ? flop / (t1 - t0) / 1e9 : 0;
+#else
+    (void)which; (void)iters;
+    return 0;
+#endif
+}
+
+double gemm_bf16_peak_fma(int64_t iters) { return peak_run(0, iters); }
+double gemm_bf16_peak_dpbf16(int64_t iters) { return peak_run(1, iters); }
