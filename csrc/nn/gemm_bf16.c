@@ -178,9 +178,8 @@ BF16_TARGET static void row_block(float *out, const float *inp, const gemm_bf16_
 static void linear_packed_kernel(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
                                  int64_t M) {
     const int64_t nb = (M + MR - 1) / MR;
-    int par = nb >= 16;
 #ifdef _OPENMP
-    if (omp_in_parallel()) par = 0;
+    const int par = nb >= 16 && !omp_in_parallel();
 #endif
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t i = 0; i < nb; i++) {
