@@ -701,7 +701,7 @@ void scatter_csr(int64_t *csr_ptr, int64_t *csr_edges, const int64_t *idx, int64
 }
 
 void scatter_add_forward(real *out, const real *src, const int64_t *csr_ptr, const int64_t *csr_edges, int64_t N, int C) {
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) if (csr_ptr[N] * C >= EW_PARALLEL_MIN)
     for (int64_t n = 0; n < N; n++) {
         real *o = out + n * C;
         for (int64_t k = csr_ptr[n]; k < csr_ptr[n + 1]; k++) {
@@ -722,7 +722,7 @@ void scatter_add_backward(real *dsrc, const real *dout, const int64_t *idx, int6
 
 void gin_combine_forward(real *out, const real *x, const real *z, const real *eps, int64_t B, int C) {
     real k = (real)1 + eps[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C >= EW_PARALLEL_MIN)
     for (int64_t i = 0; i < B * C; i++) out[i] = k * x[i] + z[i];
 }
 
@@ -854,7 +854,7 @@ void gine_message_backward(real *dh, real *def, const real *dz, const real *h, c
                            const int64_t *dst, int64_t E, int64_t N, int C, const int64_t *src_ptr,
                            const int64_t *src_edges) {
     /* the message of edge e is m_e = h[src_e] * ef_e and dL/dm_e = dz[dst_e] */
-#pragma omp parallel
+#pragma omp parallel if ((N + E) * C >= EW_PARALLEL_MIN)
     {
         if (def) {
 #pragma omp for schedule(static) nowait
@@ -895,7 +895,7 @@ void gine_edge_combine_forward(real *out, const real *x, const real *z, const in
 void adamw_update(real *params, const real *grads, real *m, real *v, int64_t n, real lr, real beta1, real beta2,
                   real eps, real weight_decay, int t) {
     double c1 = 1.0 - pow(beta1, t), c2 = 1.0 - pow(beta2, t);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) {
         real g = grads[i];
         m[i] = beta1 * m[i] + (1 - beta1) * g;
@@ -918,7 +918,7 @@ void gather_diff_forward(real *out, const real *z, const int64_t *src, const int
 
 void gather_diff_backward(real *dz, const real *dout, int64_t N, int C, const int64_t *src_ptr,
                           const int64_t *src_edges, const int64_t *dst_ptr, const int64_t *dst_edges) {
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) if (N * C >= EW_PARALLEL_MIN)
     for (int64_t n = 0; n < N; n++) {
         real *d = dz + n * C;
         for (int64_t k = src_ptr[n]; k < src_ptr[n + 1]; k++) {
