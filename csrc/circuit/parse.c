@@ -1611,6 +1611,8 @@ typedef struct {
     uint8_t space[256];
     uint8_t cls[256];      /* tokens: 0 plain, 1 separator, 2 '=', 3 a character left to the reference */
     int ascii_lower;       /* tolower maps ASCII as in the C locale (the copy may then skip the table) */
+    int c_space;           /* isspace is the C locale's (\t \n \v \f \r and ' ', no byte >= 0x80):
+                            * tokens may then be found 16 bytes at a time */
     uint32_t ground_hash;
 } ftables;
 
@@ -1631,6 +1633,9 @@ static void fast_tables(ftables *tb) {
     tb->ascii_lower = 1;
     for (int c = 0; c < 128; c++)
         if (tb->lower[c] != (c >= 'A' && c <= 'Z' ? c + 32 : c)) tb->ascii_lower = 0;
+    tb->c_space = 1;
+    for (int c = 0; c < 256; c++)
+        if (tb->space[c] != ((c >= 9 && c <= 13) || c == ' ')) tb->c_space = 0;
     tb->ground_hash = cm_hash_bytes("0", 1);
 }
 
@@ -1670,6 +1675,7 @@ static int fast_special(const char *w, size_t fw) {
 static int fast_tok_room(fchunk *ch, int b, int32_t nt) {
     if (nt < ch->cap_toks[b]) return 0;
     int32_t nc = ch->cap_toks[b] ? ch->cap_toks[b] * 2 : 64;   /* amortised: the longest card so far */
+    while (nc <= nt) nc *= 2;
     ftok *t = realloc(ch->toks[b], sizeof *t * (size_t)nc);
     if (!t) return -1;
     ch->toks[b] = t;
@@ -1678,8 +1684,9 @@ static int fast_tok_room(fchunk *ch, int b, int32_t nt) {
 }
 
 /* Split s[0:n] into tokens (buffer b) as tokenize(parens_split = 1) does; -1 when the card
- * holds '{', '}' or a quote (expressions: left to the reference), -2 when out of memory. */
-static int32_t fast_tokens(fchunk *ch, int b, const char *s, size_t n, const ftables *tb) {
+ * holds '{', '}' or a quote (expressions: left to the reference), -2 when out of memory.
+ * Byte by byte through the class table: the reference of fast_tokens_simd. */
+static int32_t fast_tokens_ref(fchunk *ch, int b, const char *s, size_t n, const ftables *tb) {
     int32_t nt = 0;
     size_t i = 0;
     while (i < n) {
@@ -1697,6 +1704,92 @@ static int32_t fast_tokens(fchunk *ch, int b, const char *s, size_t n, const fta
         nt++;
     }
     return nt;
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Bit i of the result: byte i of s[0:16] is a separator (*sep), '=' (*eq), or one of '{' '}'
+ * '\'' (*bad). Bytes from `avail` on read as spaces (the line ends there). */
+static inline void fast_classify16(const char *s, size_t avail, uint32_t *sep, uint32_t *eq, uint32_t *bad) {
+    __m128i v;
+    if (avail >= 16) {
+        v = _mm_loadu_si128((const __m128i *)s);
+    } else {
+        char tmp[16];
+        memset(tmp, ' ', sizeof tmp);
+        memcpy(tmp, s, avail);
+        v = _mm_loadu_si128((const __m128i *)tmp);
+    }
+    __m128i t = _mm_sub_epi8(v, _mm_set1_epi8(9));   /* \t .. \r: t <= 4 unsigned */
+    __m128i ws = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(4)), t);
+    __m128i paren = _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(1)), _mm_set1_epi8(')'));   /* ( or ) */
+    __m128i sp = _mm_or_si128(_mm_or_si128(ws, paren),
+                              _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8(','))));
+    __m128i bd = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('{')), _mm_cmpeq_epi8(v, _mm_set1_epi8('}'))),
+                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\'')));
+    *sep = (uint32_t)_mm_movemask_epi8(sp);
+    *eq = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('=')));
+    *bad = (uint32_t)_mm_movemask_epi8(bd);
+}
+
+/* fast_tokens_ref for the C locale's spaces, 64 bytes a step: masks of separators and '='
+ * give the bytes where tokens start and stop, and only those are visited. */
+static int32_t fast_tokens_simd(fchunk *ch, int b, const char *s, size_t n) {
+    int32_t nt = 0;
+    uint64_t prev_plain = 0, prev_eq = 0;   /* the byte before this window: in a plain token, '=' */
+    size_t open = 0;                        /* start of the token being read */
+    int inside = 0;                         /* ... when there is one */
+    for (size_t base = 0; base < n; base += 64) {
+        uint64_t sep = 0, eq = 0, bad = 0;
+        for (int k = 0; k < 4; k++) {
+            size_t o = base + 16 * (size_t)k;
+            uint32_t ms = 0xffff, me = 0, mb = 0;
+            if (o < n) fast_classify16(s + o, n - o, &ms, &me, &mb);
+            sep |= (uint64_t)ms << (16 * k);
+            eq |= (uint64_t)me << (16 * k);
+            bad |= (uint64_t)mb << (16 * k);
+        }
+        if (bad) return -1;
+        uint64_t plain = ~(sep | eq);
+        /* a token starts at '=' and at a plain byte after a non-plain one; it stops before the
+         * byte after '=' and before a non-plain byte after a plain one. Starts and stops
+         * alternate (a stop first where both fall on one byte), so they pair up in order. */
+        uint64_t starts = eq | (plain & ~((plain << 1) | prev_plain));
+        uint64_t stops = (eq << 1) | prev_eq | (~plain & ((plain << 1) | prev_plain));
+        if (nt + 65 > ch->cap_toks[b] && fast_tok_room(ch, b, nt + 64)) return -2;   /* <= 65 tokens per window */
+        ftok *tk = ch->toks[b];
+        for (;;) {
+            if (!inside) {
+                if (!starts) break;
+                open = base + (size_t)__builtin_ctzll(starts);
+                starts &= starts - 1;
+                inside = 1;
+            }
+            if (!stops) break;
+            tk[nt].off = (uint32_t)open;
+            tk[nt].len = (uint32_t)(base + (size_t)__builtin_ctzll(stops) - open);
+            stops &= stops - 1;
+            nt++;
+            inside = 0;
+        }
+        prev_plain = plain >> 63;
+        prev_eq = eq >> 63;
+    }
+    if (inside) {   /* a token runs to the end (n is a multiple of 64) */
+        if (fast_tok_room(ch, b, nt)) return -2;
+        ch->toks[b][nt].off = (uint32_t)open;
+        ch->toks[b][nt].len = (uint32_t)(n - open);
+        nt++;
+    }
+    return nt;
+}
+#endif
+
+static int32_t fast_tokens(fchunk *ch, int b, const char *s, size_t n, const ftables *tb) {
+#if defined(__SSE2__)
+    if (tb->c_space) return fast_tokens_simd(ch, b, s, n);
+#endif
+    return fast_tokens_ref(ch, b, s, n, tb);
 }
 
 /* Local ids of the pending card's nets. */
