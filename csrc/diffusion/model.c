@@ -3,6 +3,7 @@
  * Limits: one condition vector per sample (no per-token masks); the training workspace inside
  * the model serves one forward/backward at a time (sampling uses workspaces of its own). */
 #include "model.h"
+#include "../nn/gemm_bf16.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,19 +183,31 @@ static int64_t ws_carve(workspace *w, const cm_diffusion_config *c, int64_t B, i
     TAKE(w->ye, B * S * C); TAKE(w->m0, B * S * C);
     int64_t as[TBA_N], mb;
     const int64_t ea = tblock_act_sizes(as, &mb, (int)B, (int)S, (int)S, (int)C, c->heads, c->ff, 0);
+    /* A workspace without gradients (inference, sampling) keeps nothing for a backward: all
+     * blocks of a stack share one activation block and their outputs alternate between two
+     * buffers, so it is ~Le (Ld) times smaller and stays in cache. */
+    const int share = !with_grad;
     for (int l = 0; l < c->enc_layers; l++) {
-        if (mem) tblock_acts_carve(&w->enc[l], mem + off, bytes + boff, as);
-        off += ea; boff += mb;
-        TAKE(w->enc_out[l], B * S * C);
+        if (share && l > 0) { if (mem) w->enc[l] = w->enc[0]; }
+        else {
+            if (mem) tblock_acts_carve(&w->enc[l], mem + off, bytes + boff, as);
+            off += ea; boff += mb;
+        }
+        if (share && l > 1) { if (mem) w->enc_out[l] = w->enc_out[l - 2]; }
+        else TAKE(w->enc_out[l], B * S * C);
     }
     TAKE(w->mem_n, B * S * C); TAKE(w->mem_mean, B * S); TAKE(w->mem_rstd, B * S);
     TAKE(w->h0, B * D * C);
     int64_t ds[TBA_N], dmb;
     const int64_t da = tblock_act_sizes(ds, &dmb, (int)B, (int)D, (int)S, (int)C, c->heads, c->ff, 1);
     for (int l = 0; l < c->dec_layers; l++) {
-        if (mem) tblock_acts_carve(&w->dec[l], mem + off, bytes + boff, ds);
-        off += da; boff += dmb;
-        TAKE(w->dec_out[l], B * D * C);
+        if (share && l > 0) { if (mem) w->dec[l] = w->dec[0]; }
+        else {
+            if (mem) tblock_acts_carve(&w->dec[l], mem + off, bytes + boff, ds);
+            off += da; boff += dmb;
+        }
+        if (share && l > 1) { if (mem) w->dec_out[l] = w->dec_out[l - 2]; }
+        else TAKE(w->dec_out[l], B * D * C);
     }
     TAKE(w->hn, B * D * C); TAKE(w->hn_mean, B * D); TAKE(w->hn_rstd, B * D);
     TAKE(w->out, B * D);
@@ -984,6 +997,10 @@ static void sample_chunk(const cm_diffusion *m, chunk *ch, real *x, const real *
     real *xc = ch->buf, *vg = ch->buf + n * D;
     /* x_T ~ N(0, I) on step "T", a counter no sampler step uses */
     diffusion_noise(xc, sc->seed, (uint64_t)T, s0, n, D);
+#ifdef CM_REAL_IS_FLOAT
+    /* bf16: the blocks' Linear layers go through this thread's packed-weight cache */
+    const int bf16 = sc->precision == CM_PRECISION_BF16 && gemm_bf16_cache_begin() == 0;
+#endif
     /* rows [0, n): conditional; rows [n, 2n): the same x, condition dropped */
     for (int64_t k = 0; k < need_cond + need_uncond; k++) {
         memcpy(w->y + k * n * P, y, sizeof(real) * (size_t)(n * P));
@@ -1005,10 +1022,13 @@ static void sample_chunk(const cm_diffusion *m, chunk *ch, real *x, const real *
                            ? ddpm_step(xc, NULL, xc, v, m->acp, T, t, t_prev, CM_PRED_V, sc->clip, sc->seed, s0, n, D, err)
                            : ddim_step(xc, NULL, xc, v, m->acp, T, t, t_prev, CM_PRED_V, sc->clip, sc->eta, sc->seed, s0,
                                        n, D, err);
-        if (st) { ch->st = st; return; }
+        if (st) { ch->st = st; break; }
     }
+#ifdef CM_REAL_IS_FLOAT
+    if (bf16) gemm_bf16_cache_end();
+#endif
+    if (ch->st) return;
     memcpy(x, xc, sizeof(real) * (size_t)(n * D));
-    ch->st = CM_OK;
 }
 
 /* Samples per thread below which fewer threads are used (one: serial). */
@@ -1026,6 +1046,8 @@ cm_status cm_diffusion_sample(const cm_diffusion *m, real *x, const real *y, int
     if (!(sc->eta >= 0)) return cm_error_set(err, CM_ERR_VALUE, "", 0, "eta must be >= 0 (got %g)", sc->eta);
     if (!(sc->clip >= 0)) return cm_error_set(err, CM_ERR_VALUE, "", 0, "clip must be >= 0 (got %g)", sc->clip);
     if (!isfinite(sc->w)) return cm_error_set(err, CM_ERR_VALUE, "", 0, "the guidance weight must be finite");
+    if (sc->precision != CM_PRECISION_FP32 && sc->precision != CM_PRECISION_BF16)
+        return cm_error_set(err, CM_ERR_VALUE, "", 0, "unknown precision %d (0 fp32, 1 bf16)", (int)sc->precision);
     int64_t *ts = malloc(sizeof(int64_t) * (size_t)(sc->steps > 0 ? sc->steps : 1));
     if (!ts) return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory");
     cm_status st = diffusion_timesteps(ts, T, sc->steps, sc->spacing, err);

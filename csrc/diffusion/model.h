@@ -73,6 +73,12 @@ typedef struct {
  * combining v or eps gives the same step). */
 typedef enum { CM_GUIDE_UNCOND_WEIGHT = 0, CM_GUIDE_SCALE = 1 } cm_guidance;
 typedef enum { CM_SAMPLER_DDIM = 0, CM_SAMPLER_DDPM = 1 } cm_sampler;
+/* Arithmetic of the transformer blocks' Linear layers while sampling. BF16: operands rounded to
+ * bfloat16, products summed in fp32 by the AVX-512 BF16 dot-product instruction (gemm_bf16.h),
+ * each sampling thread packing the weights once per call; attention, layer norms, embeddings
+ * and the sampler stay fp32. Where the CPU lacks avx512_bf16 (or the MLP backbone is used),
+ * BF16 runs the fp32 path and gives the fp32 result. */
+typedef enum { CM_PRECISION_FP32 = 0, CM_PRECISION_BF16 = 1 } cm_precision;
 
 typedef struct {
     cm_sampler sampler;
@@ -84,6 +90,7 @@ typedef struct {
     double clip;          /* clip the x0 estimate to [-clip, clip] each step (0: off) */
     uint64_t seed;
     int64_t sample0;      /* global index of the first sample (noise streams are per sample index) */
+    cm_precision precision; /* CM_PRECISION_FP32 (0, a zeroed field) or CM_PRECISION_BF16 */
 } cm_sample_config;
 
 /* Parameter tensors outside the blocks. The table (cm_diffusion_tensor) runs: X_W, X_B, Y_W,

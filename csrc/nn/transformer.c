@@ -5,6 +5,7 @@
  * which suits the few-token sequences of sizing vectors, not long sequences. */
 #include "transformer.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include <math.h>
 #include <string.h>
 
@@ -31,6 +32,16 @@
 #define TF_DISPATCH(name, body, params, args) \
     static void name params { body args; }
 #endif
+
+/* The blocks' Linear forwards: in bf16 when the calling thread has opened a bf16 weight cache
+ * (gemm_bf16.h; the diffusion model's sampling with precision bf16) and the CPU has the
+ * kernel, else ops.c's fp32 linear_forward. */
+static void tf_linear_forward(real *out, const real *inp, const real *w, const real *b, int64_t B, int C, int OC) {
+#ifdef CM_REAL_IS_FLOAT
+    if (gemm_bf16_linear_hook(out, inp, w, b, B, C, OC)) return;
+#endif
+    linear_forward(out, inp, w, b, B, C, OC);
+}
 
 /* exp(x) for the softmax (x <= 0 there). float: Cephes' expf (range reduction by ln 2 in two
  * parts, degree-6 polynomial, 2^n by exponent bits), within ~2 ulp on [-87, 0], branch-free so
@@ -61,7 +72,7 @@ TF_INLINE real tf_exp(real x) {
 /* ---------------------------------------------------------------- layer norm */
 
 /* Mean and variance in 16 lane sums per row (a fixed order, so it vectorises), then the lanes
- * in order; biased variance, as PyTorch. */
+ * by a fixed tree; biased variance, as PyTorch. */
 TF_INLINE void layernorm_rows_body(real *out, real *mean, real *rstd, const real *inp, const real *weight,
                                    const real *bias, int64_t n0, int64_t n1, int C) {
     for (int64_t n = n0; n < n1; n++) {
@@ -71,15 +82,16 @@ TF_INLINE void layernorm_rows_body(real *out, real *mean, real *rstd, const real
         for (; c + 16 <= C; c += 16)
             for (int l = 0; l < 16; l++) acc[l] += x[c + l];
         for (int l = 0; c + l < C; l++) acc[l] += x[c + l];
-        real m = 0;
-        for (int l = 0; l < 16; l++) m += acc[l];
-        m /= (real)C;
+        for (int w = 8; w; w /= 2)   /* lanes summed as a tree: a fixed order, short latency */
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        const real m = acc[0] / (real)C;
         for (int l = 0; l < 16; l++) acc[l] = 0;
         for (c = 0; c + 16 <= C; c += 16)
             for (int l = 0; l < 16; l++) acc[l] += (x[c + l] - m) * (x[c + l] - m);
         for (int l = 0; c + l < C; l++) acc[l] += (x[c + l] - m) * (x[c + l] - m);
-        real v = 0;
-        for (int l = 0; l < 16; l++) v += acc[l];
+        for (int w = 8; w; w /= 2)
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        const real v = acc[0];
         const real r = (real)(1.0 / sqrt((double)(v / (real)C) + CM_LN_EPS));
         real *o = out + n * C;
         for (c = 0; c < C; c++) o[c] = (x[c] - m) * r * weight[c] + bias[c];
@@ -91,13 +103,58 @@ TF_DISPATCH(layernorm_rows, layernorm_rows_body,
             (real *out, real *mean, real *rstd, const real *inp, const real *weight, const real *bias, int64_t n0,
              int64_t n1, int C), (out, mean, rstd, inp, weight, bias, n0, n1, C))
 
+#if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+/* AVX-512 rows for C % 16 == 0: the 16-lane sums of the row's vectors (vectors in order), then
+ * the lanes by _mm512_reduce_add_ps; two passes (mean, then the centred squares), as the body. */
+__attribute__((target("avx512f,avx512dq"))) static void layernorm_rows_avx512v(real *out, real *mean, real *rstd,
+                                                                                const real *inp, const real *weight,
+                                                                                const real *bias, int64_t n0,
+                                                                                int64_t n1, int C) {
+    for (int64_t n = n0; n < n1; n++) {
+        const float *x = inp + n * C;
+        __m512 acc = _mm512_loadu_ps(x);
+        for (int c = 16; c < C; c += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + c));
+        const float m = _mm512_reduce_add_ps(acc) / (float)C;
+        const __m512 vm = _mm512_set1_ps(m);
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x), vm);
+        acc = _mm512_mul_ps(d, d);
+        for (int c = 16; c < C; c += 16) {
+            d = _mm512_sub_ps(_mm512_loadu_ps(x + c), vm);
+            acc = _mm512_fmadd_ps(d, d, acc);
+        }
+        const float r = (float)(1.0 / sqrt((double)(_mm512_reduce_add_ps(acc) / (float)C) + CM_LN_EPS));
+        const __m512 vr = _mm512_set1_ps(r);
+        float *o = out + n * C;
+        for (int c = 0; c < C; c += 16) {
+            const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), vm), vr);
+            _mm512_storeu_ps(o + c, _mm512_fmadd_ps(xh, _mm512_loadu_ps(weight + c), _mm512_loadu_ps(bias + c)));
+        }
+        mean[n] = m;
+        rstd[n] = r;
+    }
+}
+#define HAVE_LN_AVX512 1
+#endif
+
+static void layernorm_rows_any(real *out, real *mean, real *rstd, const real *inp, const real *weight,
+                               const real *bias, int64_t n0, int64_t n1, int C) {
+#ifdef HAVE_LN_AVX512
+    if (C % 16 == 0 && gemm_get_isa() == GEMM_ISA_AVX512) {
+        layernorm_rows_avx512v(out, mean, rstd, inp, weight, bias, n0, n1, C);
+        return;
+    }
+#endif
+    layernorm_rows(out, mean, rstd, inp, weight, bias, n0, n1, C);
+}
+
 #define LN_ROWS 64   /* rows per task */
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *weight, const real *bias,
                        int64_t N, int C) {
     const int64_t nb = (N + LN_ROWS - 1) / LN_ROWS;
 #pragma omp parallel for schedule(static) if (nb >= 4)
     for (int64_t k = 0; k < nb; k++)
-        layernorm_rows(out, mean, rstd, inp, weight, bias, k * LN_ROWS, (k + 1) * LN_ROWS < N ? (k + 1) * LN_ROWS : N, C);
+        layernorm_rows_any(out, mean, rstd, inp, weight, bias, k * LN_ROWS, (k + 1) * LN_ROWS < N ? (k + 1) * LN_ROWS : N, C);
 }
 
 void layernorm_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp, const real *weight,
@@ -424,9 +481,9 @@ void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *do
 void mha_self_forward(real *out, real *qkv, real *att, real *y, const real *inp, const real *wqkv, const real *bqkv,
                       const real *wo, const real *bo, int B, int T, int C, int NH) {
     const int64_t BT = (int64_t)B * T;
-    linear_forward(qkv, inp, wqkv, bqkv, BT, C, 3 * C);
+    tf_linear_forward(qkv, inp, wqkv, bqkv, BT, C, 3 * C);
     attention_forward(y, att, qkv, qkv + C, qkv + 2 * C, B, T, T, C, NH, 3 * C, 3 * C);
-    linear_forward(out, y, wo, bo, BT, C, C);
+    tf_linear_forward(out, y, wo, bo, BT, C, C);
 }
 
 void mha_self_backward(real *dinp, real *dwqkv, real *dbqkv, real *dwo, real *dbo, real *dqkv, real *dy, real *datt,
@@ -445,10 +502,10 @@ void mha_cross_forward(real *out, real *q, real *kv, real *att, real *y, const r
                        const real *wqkv, const real *bqkv, const real *wo, const real *bo, int B, int T, int S, int C,
                        int NH) {
     const int64_t BT = (int64_t)B * T, BS = (int64_t)B * S, CC = (int64_t)C * C;
-    linear_forward(q, inp, wqkv, bqkv, BT, C, C);
-    linear_forward(kv, mem, wqkv + CC, bqkv ? bqkv + C : NULL, BS, C, 2 * C);
+    tf_linear_forward(q, inp, wqkv, bqkv, BT, C, C);
+    tf_linear_forward(kv, mem, wqkv + CC, bqkv ? bqkv + C : NULL, BS, C, 2 * C);
     attention_forward(y, att, q, kv, kv + C, B, T, S, C, NH, C, 2 * C);
-    linear_forward(out, y, wo, bo, BT, C, C);
+    tf_linear_forward(out, y, wo, bo, BT, C, C);
 }
 
 void mha_cross_backward(real *dinp, real *dmem, real *dwqkv, real *dbqkv, real *dwo, real *dbo, real *dq, real *dkv,
@@ -608,11 +665,11 @@ static void block_forward(real *out, tblock_acts *acts, const real *inp, const r
     }
     /* out = h + Linear(Dropout(act(Linear(LN2(h))))) */
     layernorm_forward(a[TBA_LN2], a[TBA_LN2_MEAN], a[TBA_LN2_RSTD], h, w[TBP_LN2_W], w[TBP_LN2_B], BT, C);
-    linear_forward(a[TBA_FCH], a[TBA_LN2], w[TBP_FC_W], w[TBP_FC_B], BT, C, F);
+    tf_linear_forward(a[TBA_FCH], a[TBA_LN2], w[TBP_FC_W], w[TBP_FC_B], BT, C, F);
     if (act == CM_ACT_RELU) relu_forward(a[TBA_FCH_ACT], a[TBA_FCH], BT * F);
     else gelu_forward(a[TBA_FCH_ACT], a[TBA_FCH], BT * F);
     dropout_forward(a[TBA_FCH_DROP], acts->mask, a[TBA_FCH_ACT], BT * F, dropout, seed);
-    linear_forward(a[TBA_MLP_OUT], a[TBA_FCH_DROP], w[TBP_PROJ_W], w[TBP_PROJ_B], BT, F, C);
+    tf_linear_forward(a[TBA_MLP_OUT], a[TBA_FCH_DROP], w[TBP_PROJ_W], w[TBP_PROJ_B], BT, F, C);
     residual_forward(out, h, a[TBA_MLP_OUT], n);
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../diffusion/model.h"
+#include "../nn/gemm_bf16.h"
 
 #define DIFFUSION_CAPSULE "circml.diffusion"
 
@@ -268,7 +269,9 @@ done:
     return res;
 }
 
-/* diffusion_sample(model, y[n,P], steps, sampler, spacing, eta, guidance, w, clip, seed, sample0) -> x[n,D]
+/* diffusion_sample(model, y[n,P], steps, sampler, spacing, eta, guidance, w, clip, seed, sample0
+ *                  [, precision]) -> x[n,D]
+ * precision: "fp32" (default) or "bf16" (the blocks' Linear layers in bfloat16, model.h).
  * sampler: 0 DDIM, 1 DDPM; spacing: 0 trailing, 1 leading, 2 linspace; guidance: 0 the paper's
  * w * uncond + (1 - w) * cond, 1 uncond + (1 + w) * (cond - uncond). */
 static PyObject *py_diffusion_sample(PyObject *self, PyObject *args) {
@@ -278,9 +281,13 @@ static PyObject *py_diffusion_sample(PyObject *self, PyObject *args) {
     int sampler, spacing, guidance;
     unsigned long long seed;
     long long sample0;
-    if (!PyArg_ParseTuple(args, "OOiiididdKL", &cap, &yo, &sc.steps, &sampler, &spacing, &sc.eta, &guidance, &sc.w,
-                          &sc.clip, &seed, &sample0))
+    const char *precision = "fp32";
+    if (!PyArg_ParseTuple(args, "OOiiididdKL|s", &cap, &yo, &sc.steps, &sampler, &spacing, &sc.eta, &guidance, &sc.w,
+                          &sc.clip, &seed, &sample0, &precision))
         return NULL;
+    if (!strcmp(precision, "fp32")) sc.precision = CM_PRECISION_FP32;
+    else if (!strcmp(precision, "bf16")) sc.precision = CM_PRECISION_BF16;
+    else return PyErr_Format(PyExc_ValueError, "precision must be 'fp32' or 'bf16', got %R", PyTuple_GET_ITEM(args, 11));
     cm_diffusion *m = get_model(cap);
     if (!m) return NULL;
     sc.sampler = (cm_sampler)sampler;
@@ -310,6 +317,21 @@ static PyObject *py_diffusion_sample(PyObject *self, PyObject *args) {
 done:
     Py_DECREF(y);
     return out;
+}
+
+/* gemm_bf16_info() -> {"cpu": bool, "available": bool}: the CPU has avx512_bf16; the bf16 kernel runs */
+static PyObject *py_gemm_bf16_info(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return Py_BuildValue("{s:O,s:O}", "cpu", gemm_bf16_cpu_supported() ? Py_True : Py_False, "available",
+                         gemm_bf16_available() ? Py_True : Py_False);
+}
+
+/* gemm_bf16_set_enabled(on) -> available: off makes precision "bf16" take the fp32 path (tests) */
+static PyObject *py_gemm_bf16_set_enabled(PyObject *self, PyObject *arg) {
+    (void)self;
+    const int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    return PyBool_FromLong(gemm_bf16_set_enabled(on));
 }
 
 /* ---------------------------------------------------------------- the plain MLP (mlp.h) */
@@ -494,6 +516,9 @@ static PyMethodDef diffusion_methods[] = {
      "diffusion_train_step(model, x0, y, lr, beta1, beta2, eps, weight_decay, p_uncond, max_grad_norm, seed, step) -> loss"},
     {"diffusion_sample", py_diffusion_sample, METH_VARARGS,
      "diffusion_sample(model, y, steps, sampler, spacing, eta, guidance, w, clip, seed, sample0) -> x"},
+    {"gemm_bf16_info", py_gemm_bf16_info, METH_NOARGS, "{'cpu': has avx512_bf16, 'available': the bf16 kernel runs}"},
+    {"gemm_bf16_set_enabled", py_gemm_bf16_set_enabled, METH_O,
+     "gemm_bf16_set_enabled(on) -> available (off: precision 'bf16' runs fp32)"},
     {"mlp_init", py_mlp_init, METH_VARARGS, "mlp_init(widths, dropout, seed) -> MLP (Linear/ReLU/dropout, linear output)"},
     {"mlp_arrays", py_mlp_arrays, METH_O, "{'params', 'grads', 'moments': float32 views, 'widths': [int]}"},
     {"mlp_adam_step", py_mlp_adam_step, METH_VARARGS, "mlp_adam_step(model[, step]) -> step"},
