@@ -560,7 +560,7 @@ class DiffusionSizer:
     # -- sampling ------------------------------------------------------------------------
     def sample(self, targets, n: int = 100, guidance: Optional[float] = None, steps: Optional[int] = None,
                sampler: Optional[str] = None, guidance_mode: Optional[str] = None, eta: Optional[float] = None,
-               seed: Optional[int] = None, clip_to_ranges: bool = True) -> np.ndarray:
+               seed: Optional[int] = None, clip_to_ranges: bool = True, precision: str = "fp32") -> np.ndarray:
         """Draw ``n`` sizing vectors per performance target, in physical units.
 
         Args:
@@ -582,6 +582,10 @@ class DiffusionSizer:
             seed: the noise seed (default: the sizer's seed, so repeated calls agree). Sample
                 ``i`` depends only on (seed, i), not on ``n`` or the thread count.
             clip_to_ranges: clip to the ranges given to :meth:`fit`.
+            precision: ``"fp32"``, or ``"bf16"``: the transformer blocks' Linear layers in
+                bfloat16 with fp32 sums (AVX-512 BF16 dot products, ~1.1-1.5x faster; samples
+                differ from fp32 ones by bf16 rounding, see docs/sizing.md "Speed"). Where the
+                CPU lacks avx512_bf16 it runs, and returns, the fp32 path.
 
         Returns ``[n, D]`` for one target, ``[K, n, D]`` for ``K``.
 
@@ -608,9 +612,11 @@ class DiffusionSizer:
         w = c.guidance if guidance is None else float(guidance)
         eta = c.eta if eta is None else float(eta)
         seed = self.seed if seed is None else int(seed)
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         rows = np.repeat(cond, n, axis=0)
         z = _core.diffusion_sample(self._model, rows, steps, _SAMPLERS[sampler], _SPACINGS[c.spacing], eta,
-                                   GUIDANCE_MODES[mode], w, c.clip, seed & (2**64 - 1), 0)
+                                   GUIDANCE_MODES[mode], w, c.clip, seed & (2**64 - 1), 0, precision)
         X = self._x_scale.inverse(z)
         if clip_to_ranges:
             X = self._x_scale.clip(X)

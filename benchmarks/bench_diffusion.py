@@ -1,0 +1,411 @@
+"""Conditional diffusion transformer: circml's C model vs the same model in PyTorch, same CPU, same run.
+
+The model is csrc/diffusion/model.c (the paper's encoder-decoder transformer: condition tokens
+through N encoder blocks, sizing tokens through N decoder blocks with cross-attention, v-prediction,
+learned null condition). The PyTorch twin is nn.Transformer(norm_first=True, batch_first=True)
+plus the same embeddings, loaded with the C model's parameters by name (as
+tests/test_diffusion_model.py does), so both run exactly the same arithmetic.
+
+Shapes (a sizing vector of 17 parameters, 4 performance metrics -> 14 features after the
+degree-2 polynomial expansion, one condition token per metric, C = 64, 4 heads, F = 128, T = 1000):
+  paper:   N = 8 encoder and decoder blocks (SizerConfig.paper())
+  default: N = 2 (SizerConfig())
+Measured (medians of repeats; the contenders alternate so that load from other processes hits
+both alike; circml on its OpenMP threads, PyTorch with torch.set_num_threads(threads)):
+  (a) batched sampling: 100 designs, DDIM 50 steps, classifier-free guidance w = 0.1 (the
+      paper's convention), i.e. 50 forwards of 200 rows; PyTorch under torch.inference_mode.
+      GFLOP/s = the matmul flops of the 50 forwards (every Linear and the two attention
+      products; counted, not measured) / wall time, and as a fraction of the fp32 peak;
+  (b) the same with precision="bf16" (AVX-512 BF16 dot products, fp32 accumulation; where the
+      CPU lacks them the fp32 path runs and the result says so): speed vs PyTorch fp32, and the
+      samples' max abs difference from the fp32 ones from the same seed;
+  (c) one design at a time (latency, guidance on): DDIM 50 for a single target;
+  (d) one training step at batch 256: forward, v-MSE, backward, clipping, AdamW (dropout 0.1 in
+      the blocks' MLPs on both sides; PyTorch's other dropouts are removed, as in the C model).
+The peak: csrc/tests/test_gemm_bf16.c's "peak" mode runs, on every thread at once, independent
+chains of 512-bit FMAs (vfmadd231ps, 32 flop each) and of vdpbf16ps (64 flop each: 32 bf16
+products summed pairwise into 16 fp32 lanes), 12 accumulators per thread (more than latency x
+ports), long enough to take ~0.3 s; the best of 5 runs is the peak (this is what the core
+sustains, whatever its clock does under load).
+
+Usage: python benchmarks/bench_diffusion.py [--repeats 5] [--shapes paper,default] [--threads 2]
+                                            [--no-quality]
+Writes benchmarks/results/bench_diffusion.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+SHAPES = {"paper": dict(D=17, P=14, S=4, C=64, NH=4, F=128, L=8, T=1000),
+          "default": dict(D=17, P=14, S=4, C=64, NH=4, F=128, L=2, T=1000)}
+N_DESIGNS, STEPS, GUIDANCE, CLIP = 100, 50, 0.1, 1.0
+TRAIN_BATCH, DROPOUT = 256, 0.1
+
+
+# -- the PyTorch twin ------------------------------------------------------------------------
+def make_twin(torch, D, P, S, C, NH, F, L, dropout):
+    nn = torch.nn
+
+    class Twin(nn.Module):
+        """nn.Transformer(norm_first=True) plus the C model's embeddings; names = the C table's."""
+
+        def __init__(self):
+            super().__init__()
+            self.D, self.S, self.C = D, S, C
+            self.x_embed, self.y_embed = nn.Linear(D, D * C), nn.Linear(P, S * C)
+            self.null_cond = nn.Parameter(torch.zeros(S, C))
+            self.t_embed = nn.Module()
+            self.t_embed.linear_1, self.t_embed.linear_2 = nn.Linear(C, C), nn.Linear(C, C)
+            self.act = nn.ReLU()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.transformer = nn.Transformer(C, NH, L, L, F, dropout, "relu", batch_first=True, norm_first=True)
+            # the C blocks drop out only inside the MLP (after the activation): remove the others
+            for layer in list(self.transformer.encoder.layers) + list(self.transformer.decoder.layers):
+                for name in ("dropout1", "dropout2", "dropout3"):
+                    if hasattr(layer, name):
+                        setattr(layer, name, nn.Identity())
+                layer.self_attn.dropout = 0.0
+                if hasattr(layer, "multihead_attn"):
+                    layer.multihead_attn.dropout = 0.0
+            self.out = nn.Linear(C, 1)
+            half = C // 2
+            self.register_buffer("freqs", torch.exp(-math.log(10000.0) * torch.arange(half) / half), persistent=False)
+
+        def forward(self, xt, t, y, drop):
+            B, C = xt.shape[0], self.C
+            arg = t.to(xt.dtype)[:, None] * self.freqs[None]
+            temb = self.t_embed.linear_2(self.act(self.t_embed.linear_1(torch.cat([arg.cos(), arg.sin()], 1))))
+            ye = self.y_embed(y).view(B, self.S, C)
+            ye = torch.where(drop[:, None, None], self.null_cond[None], ye)
+            h0 = self.x_embed(xt).view(B, self.D, C)
+            return self.out(self.transformer(ye + temb[:, None, :], h0)).squeeze(-1)
+
+    return Twin()
+
+
+def load_c_params(torch, twin, model):
+    from circml import _core
+    arr = _core.diffusion_arrays(model)
+    off, state = 0, {}
+    for name, shape in arr["tensors"]:
+        k = int(np.prod(shape))
+        state[name] = torch.tensor(arr["params"][off:off + k].reshape(shape))
+        off += k
+    twin.load_state_dict(state)
+    return arr["alphas_cumprod"]
+
+
+def trailing_timesteps(T, n):
+    return [int(np.round(T - i * (T / n))) - 1 for i in range(n)]
+
+
+def torch_sample(torch, twin, acp, y, steps=STEPS, w=GUIDANCE, clip=CLIP, seed=0):
+    """DDIM (eta 0, trailing spacing) with the paper's guidance v = w v(x) + (1 - w) v(x|y),
+    x0 clipped to [-clip, clip]: model.c's sampler, batched cond + uncond in one forward."""
+    n, T = y.shape[0], len(acp)
+    ts = trailing_timesteps(T, steps)
+    g = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        x = torch.randn(n, twin.D, generator=g)
+        yy = torch.cat([y, y])
+        drop = torch.cat([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)])
+        for i, t in enumerate(ts):
+            a = float(acp[t])
+            a_prev = float(acp[ts[i + 1]]) if i + 1 < steps else 1.0
+            out = twin(torch.cat([x, x]), torch.full((2 * n,), t, dtype=torch.int64), yy, drop)
+            v = w * out[n:] + (1 - w) * out[:n]
+            x0 = (math.sqrt(a) * x - math.sqrt(1 - a) * v).clamp(-clip, clip)
+            eps = math.sqrt(a) * v + math.sqrt(1 - a) * x
+            x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev, 0.0)) * eps
+    return x
+
+
+def c_sample(model, y, steps=STEPS, w=GUIDANCE, clip=CLIP, seed=0, precision=None):
+    from circml import _core
+    args = (model, y, steps, 0, 0, 0.0, 0, w, clip, seed, 0)
+    if precision is None:
+        return _core.diffusion_sample(*args)
+    return _core.diffusion_sample(*args, precision)
+
+
+# -- flops -----------------------------------------------------------------------------------
+def forward_flops(R, D, P, S, C, NH, F, L, **_):
+    """Multiply-add flops (2 per MAC) of one forward of R rows: every Linear, and the attention
+    products (q k^T and att v); returns (linear, attention)."""
+    lin = 2 * R * (2 * C * C + P * S * C + D * D * C + D * C)       # temb MLP, y/x embeddings, out
+    lin += L * 2 * R * S * (3 * C * C + C * C + 2 * C * F)          # encoder blocks
+    lin += L * 2 * R * (D * (3 * C * C + C * C + C * C + C * C + 2 * C * F) + S * 2 * C * C)   # decoder
+    att = L * 4 * R * (S * S * C + D * D * C + D * S * C)
+    return float(lin), float(att)
+
+
+def train_flops(R, **shape):
+    lin, att = forward_flops(R, **shape)
+    return 3 * (lin + att)   # forward + backward (two products per forward product)
+
+
+# -- timing ----------------------------------------------------------------------------------
+def time_alternating(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    return times
+
+
+def summarise(times: dict, flops: float | None = None, peak: float | None = None) -> dict:
+    out = {}
+    for k, ts in times.items():
+        med = statistics.median(ts)
+        row = {"s_median": med, "s_min": min(ts), "s_all": ts}
+        if flops:
+            row["gflops"] = flops / med / 1e9
+            if peak:
+                row["fraction_of_fp32_peak"] = row["gflops"] / peak
+        out[k] = row
+    return out
+
+
+def bench_shape(name: str, shape: dict, repeats: int, threads: int, peak: float | None, quick: bool) -> dict:
+    import torch
+    from circml import _core
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    D, P, S, C, NH, F, L, T = (shape[k] for k in ("D", "P", "S", "C", "NH", "F", "L", "T"))
+    model = _core.diffusion_init(D, P, S, C, NH, F, L, L, T, True, 1, DROPOUT, 0)
+    twin = make_twin(torch, D, P, S, C, NH, F, L, DROPOUT)
+    acp = load_c_params(torch, twin, model)
+    twin.eval()
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((N_DESIGNS, P)).astype(np.float32)
+    yt = torch.tensor(y)
+    res = {"shape": shape, "designs": N_DESIGNS, "ddim_steps": STEPS, "guidance_w": GUIDANCE}
+    lin, att = forward_flops(2 * N_DESIGNS, **shape)
+    sample_flops = STEPS * (lin + att)
+    res["sampling_gflop"] = {"linear": STEPS * lin / 1e9, "attention": STEPS * att / 1e9, "total": sample_flops / 1e9}
+
+    # (a) + (b): batched sampling
+    fns = {"circml_fp32": lambda: c_sample(model, y, precision="fp32"),
+           "circml_bf16": lambda: c_sample(model, y, precision="bf16"),
+           "pytorch_fp32": lambda: torch_sample(torch, twin, acp, yt)}
+    t = time_alternating(fns, repeats)
+    res["sampling"] = summarise(t, sample_flops, peak)
+    ref = res["sampling"]["pytorch_fp32"]["s_median"]
+    for k in ("circml_fp32", "circml_bf16"):
+        res["sampling"][k]["speedup_vs_pytorch_fp32"] = ref / res["sampling"][k]["s_median"]
+    x32, x16 = c_sample(model, y, precision="fp32"), c_sample(model, y, precision="bf16")
+    res["sampling"]["bf16_vs_fp32_max_abs_diff"] = float(np.abs(x32 - x16).max())
+    res["sampling"]["bf16_vs_fp32_mean_abs_diff"] = float(np.abs(x32 - x16).mean())
+    res["sampling"]["bf16_kernel"] = _core.gemm_bf16_info()
+
+    # (c): one design at a time, guidance on
+    y1 = y[:1]
+    y1t = yt[:1]
+    lin1, att1 = forward_flops(2, **shape)
+    fns = {"circml_fp32": lambda: c_sample(model, y1, precision="fp32"),
+           "circml_bf16": lambda: c_sample(model, y1, precision="bf16"),
+           "pytorch_fp32": lambda: torch_sample(torch, twin, acp, y1t)}
+    t = time_alternating(fns, repeats * (1 if quick else 3))
+    res["latency_one_design"] = summarise(t, STEPS * (lin1 + att1))
+    ref = res["latency_one_design"]["pytorch_fp32"]["s_median"]
+    for k in ("circml_fp32", "circml_bf16"):
+        res["latency_one_design"][k]["speedup_vs_pytorch_fp32"] = ref / res["latency_one_design"][k]["s_median"]
+
+    # (d): one training step at batch 256
+    x0 = rng.uniform(-1, 1, (TRAIN_BATCH, D)).astype(np.float32)
+    yb = rng.standard_normal((TRAIN_BATCH, P)).astype(np.float32)
+    step = [0]
+
+    def c_train():
+        step[0] += 1
+        _core.diffusion_train_step(model, x0, yb, 1e-4, 0.9, 0.999, 1e-8, 0.0, 0.1, 1.0, 0, step[0])
+
+    twin.train()
+    opt = torch.optim.AdamW(twin.parameters(), lr=1e-4, weight_decay=0.0)
+    X0, Y = torch.tensor(x0), torch.tensor(yb)
+    acp_t = torch.tensor(acp, dtype=torch.float32)
+
+    def torch_train():
+        tt = torch.randint(0, T, (TRAIN_BATCH,))
+        eps = torch.randn(TRAIN_BATCH, D)
+        drop = torch.rand(TRAIN_BATCH) < 0.1
+        a = acp_t[tt][:, None]
+        xt, v = a.sqrt() * X0 + (1 - a).sqrt() * eps, a.sqrt() * eps - (1 - a).sqrt() * X0
+        loss = ((twin(xt, tt, Y, drop) - v) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
+        opt.step()
+
+    t = time_alternating({"circml": c_train, "pytorch": torch_train}, repeats * (1 if quick else 2))
+    res["train_step"] = summarise(t, train_flops(TRAIN_BATCH, **shape), peak)
+    res["train_step"]["speedup_vs_pytorch"] = res["train_step"]["pytorch"]["s_median"] / res["train_step"]["circml"]["s_median"]
+    res["train_step"]["batch"] = TRAIN_BATCH
+    return res
+
+
+# -- peak ------------------------------------------------------------------------------------
+def measure_peak(threads: int) -> dict:
+    """fp32 FMA and bf16 dot-product peaks from csrc/tests/test_gemm_bf16.c's "peak" mode."""
+    cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
+    if cc is None:
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "test_gemm_bf16"
+        src = [ROOT / "csrc/tests/test_gemm_bf16.c", ROOT / "csrc/nn/gemm_bf16.c", ROOT / "csrc/nn/gemm.c"]
+        r = subprocess.run([cc, "-std=c11", "-O2", "-fopenmp", "-D_GNU_SOURCE", *map(str, src), "-lm", "-o", str(exe)],
+                           capture_output=True, text=True)
+        if r.returncode:
+            return {"error": r.stderr[-2000:]}
+        best = {}
+        for _ in range(5):
+            r = subprocess.run([str(exe), "peak"], capture_output=True, text=True,
+                               env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+            for line in r.stdout.splitlines():
+                x = json.loads(line)
+                key = f"{x['what']}_{x['threads']}thread"
+                best[key] = max(best.get(key, 0.0), x["gflops"])
+    return best
+
+
+def cpu_info() -> dict:
+    info = {"machine": platform.machine(), "cores": os.cpu_count()}
+    try:
+        txt = Path("/proc/cpuinfo").read_text()
+        for line in txt.splitlines():
+            if line.startswith("model name"):
+                info["model"] = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                info["avx512f"], info["avx512_bf16"] = "avx512f" in flags, "avx512_bf16" in flags
+                break
+    except OSError:
+        pass
+    return info
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--shapes", default="paper,default")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats of the short measurements")
+    ap.add_argument("--no-quality", action="store_true", help="skip the trained-model feasibility check")
+    ap.add_argument("--out", default=str(HERE / "results" / "bench_diffusion.json"))
+    a = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
+    import torch
+    from circml import _core
+    res = {"cpu": cpu_info(), "threads": a.threads, "torch": torch.__version__, "python": platform.python_version(),
+           "cflags": sysconfig.get_config_var("CFLAGS") and "-O3 (setup.py)", "shapes": {}}
+    peak = measure_peak(a.threads)
+    res["peak"] = peak
+    p32 = peak.get(f"fp32_fma_{a.threads}thread")
+    res["peak"]["method"] = ("independent 512-bit FMA (vfmadd231ps) and vdpbf16ps chains, 12 accumulators per thread, "
+                             "all threads at once, best of 5 runs of ~0.3 s (csrc/tests/test_gemm_bf16.c peak)")
+    for name in a.shapes.split(","):
+        print(f"[{name}] ...", file=sys.stderr, flush=True)
+        res["shapes"][name] = bench_shape(name, SHAPES[name], a.repeats, a.threads, p32, a.quick)
+    if not a.no_quality:
+        print("[quality] ...", file=sys.stderr, flush=True)
+        res["quality"] = quality_check()
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    report(res)
+    return res
+
+
+def quality_check(n_designs: int = 600, epochs: int = 30, n_samples: int = 100, seed: int = 0) -> dict:
+    """A small DiffusionSizer (SizerConfig() defaults, N = 2) trained on ota_5t sweep data,
+    sampled at the same targets with the same seed in fp32 and bf16, every sample simulated in
+    ngspice: the feasible fraction both ways, and how far the samples move (normalised units).
+    Targets: two of circml.sizing.report.choose_targets (Pareto designs made 5 % stricter: no
+    training design meets them) and the same two relaxed by 30 % (easier, so the fractions are
+    not all ~0)."""
+    from circml import _core
+    from circml.sizing import DiffusionSizer, SizerConfig
+    from circml.sizing.report import DIRECTIONS, choose_targets, dataset, meets, simulate, tighten
+    from circml.spice.testbenches import get_testbench
+    tb = get_testbench("ota_5t")
+    X, Y, info = dataset(tb, n_designs, seed, cache_dir=HERE / "_data" / "sizing", progress=False)
+    T, _ = choose_targets(Y, 2, 0.05)
+    T = np.vstack([T, [tighten(t, -0.3) for t in T]])
+    ranges = np.array([[p.low, p.high] for p in tb.params])
+    t0 = time.perf_counter()
+    sizer = DiffusionSizer(SizerConfig(epochs=epochs), seed=seed)
+    sizer.fit(X, Y, ranges=ranges, directions=list(DIRECTIONS), progress=False)
+    out = {"testbench": "ota_5t", "train_designs": int(len(X)), "epochs": epochs, "train_s": time.perf_counter() - t0,
+           "samples_per_target": n_samples, "bf16_kernel": _core.gemm_bf16_info(), "targets": []}
+    span = ranges[:, 1] - ranges[:, 0]
+    for i, t in enumerate(T):
+        xs = {p: sizer.sample(t, n=n_samples, precision=p, seed=seed) for p in ("fp32", "bf16")}
+        row = {"target": [float(v) for v in t], "kind": "5% past a Pareto design" if i < 2 else "relaxed 30%"}
+        for p, x in xs.items():
+            Ys, _ = simulate(tb, x, workers=2)
+            ok = meets(Ys, t)
+            row[p] = {"feasible": int(ok.sum()), "fraction": float(ok.mean()),
+                      "sim_failed": int((~np.isfinite(Ys).all(axis=1)).sum())}
+        d = np.abs(xs["bf16"] - xs["fp32"]) / span
+        row["max_abs_diff_normalised"] = float(d.max())
+        row["median_abs_diff_normalised"] = float(np.median(d))
+        row["samples_within_1pct"] = float((d.max(axis=1) <= 0.01).mean())
+        out["targets"].append(row)
+    f32 = np.array([r["fp32"]["feasible"] for r in out["targets"]])
+    f16 = np.array([r["bf16"]["feasible"] for r in out["targets"]])
+    out["feasible_total"] = {"fp32": int(f32.sum()), "bf16": int(f16.sum()), "of": int(n_samples * len(T))}
+    return out
+
+
+def report(r: dict) -> None:
+    pk = r.get("peak", {})
+    th = r["threads"]
+    print(f"cpu: {r['cpu'].get('model')} ({r['cpu'].get('cores')} cores); {th} threads; fp32 peak "
+          f"{pk.get(f'fp32_fma_{th}thread', float('nan')):.0f} GFLOP/s, bf16 peak "
+          f"{pk.get(f'bf16_dp_{th}thread', float('nan')):.0f} GFLOP/s (measured)")
+    for name, s in r["shapes"].items():
+        sm, lt, tr = s["sampling"], s["latency_one_design"], s["train_step"]
+        print(f"[{name}] sampling {s['designs']} designs, DDIM {s['ddim_steps']}, guidance "
+              f"({s['sampling_gflop']['total']:.1f} GFLOP):")
+        for k in ("pytorch_fp32", "circml_fp32", "circml_bf16"):
+            x = sm[k]
+            print(f"   {k:13s} {x['s_median']:7.3f} s  {x['gflops']:6.1f} GFLOP/s  "
+                  f"{100 * x.get('fraction_of_fp32_peak', float('nan')):5.1f}% of fp32 peak  "
+                  f"x{x.get('speedup_vs_pytorch_fp32', 1.0):.2f}")
+        print(f"   bf16 vs fp32 samples: max |diff| {sm['bf16_vs_fp32_max_abs_diff']:.2e}")
+        print(f"[{name}] one design: pytorch {1e3 * lt['pytorch_fp32']['s_median']:.1f} ms, circml fp32 "
+              f"{1e3 * lt['circml_fp32']['s_median']:.1f} ms (x{lt['circml_fp32']['speedup_vs_pytorch_fp32']:.2f}), "
+              f"bf16 {1e3 * lt['circml_bf16']['s_median']:.1f} ms (x{lt['circml_bf16']['speedup_vs_pytorch_fp32']:.2f})")
+        print(f"[{name}] train step (batch {tr['batch']}): pytorch {1e3 * tr['pytorch']['s_median']:.1f} ms, circml "
+              f"{1e3 * tr['circml']['s_median']:.1f} ms (x{tr['speedup_vs_pytorch']:.2f})")
+    if r.get("quality"):
+        print("quality:", json.dumps(r["quality"]))
+
+
+if __name__ == "__main__":
+    main()
