@@ -53,6 +53,8 @@ int cm_strtab_init(cm_strtab *t, int32_t expected) {
         cm_strtab_free(t);
         return -1;
     }
+    /* probes land anywhere in a large table: with 4 KiB pages nearly each one misses the TLB */
+    cm_mem_advise_huge(t->slots, sizeof *t->slots * t->nslots);
     return 0;
 }
 
