@@ -166,3 +166,21 @@ def test_full_report_goals(tmp_path):
     for info in rep.testbenches.values():
         assert info["n_train_meeting"] == [0, 0]
     assert all(r["n_simulated"] == 100 for r in rep.rows if r["learned"])
+
+
+def test_log_metrics_conditions_on_log_values():
+    """SizerConfig.log_metrics: the condition is built from log(metric) for the selected metrics,
+    after the augmentation (which relaxes specs in physical units); save/load keeps it."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 2, (100, 3))
+    Y = np.c_[10 ** rng.uniform(-6, -3, 100), rng.uniform(20, 40, 100)]
+    s = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=1, augment=0, log_metrics=[True, False])
+    s.fit(X, Y, progress=False)
+    L = np.c_[np.log(Y[:, 0]), Y[:, 1]]
+    Z = (L - L.mean(0)) / L.std(0)
+    F = np.c_[Z, Z[:, 0] ** 2, Z[:, 0] * Z[:, 1], Z[:, 1] ** 2]
+    assert np.allclose(s.condition(Y), (F - F.mean(0)) / F.std(0), atol=1e-5)
+    lin = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=1, augment=0).fit(X, Y, progress=False)
+    assert not np.allclose(lin.condition(Y), s.condition(Y), atol=1e-2)
+    with pytest.raises(ValueError, match="log_metrics"):
+        s.condition(np.array([[-1.0, 30.0]]))

@@ -96,6 +96,7 @@ class SizerConfig:
     augment: int = 10                    # relaxed copies per design (0: none)
     relax: float = 0.2                   # largest relaxation, a fraction of the metric's |mean|
     log_sizes: bool = False              # normalise sizes on a log scale (positive ranges only)
+    log_metrics: bool = False            # condition on log(metric) (positive metrics only; bool or one per metric)
     # training
     epochs: int = 20
     batch_size: int = 256
@@ -411,7 +412,23 @@ class DiffusionSizer:
             raise ValueError(f"targets must have {self.n_metrics} performance column(s), got shape {T.shape}")
         if not np.isfinite(T).all():
             raise ValueError("targets must be finite")
-        return self._f_std.transform(self._poly.transform(self._y_std.transform(T))).astype(np.float32)
+        return self._f_std.transform(self._poly.transform(self._y_std.transform(self._log_metrics(T)))).astype(
+            np.float32)
+
+    def _log_metrics(self, Y: np.ndarray) -> np.ndarray:
+        """``Y`` with ``log`` taken of the metrics ``config.log_metrics`` selects (all, none or a
+        per-metric list): metrics spanning decades (power, noise, bandwidth) then get a condition
+        that resolves small values as finely as large ones. Applied after the augmentation, which
+        relaxes specs in physical units."""
+        flags = np.broadcast_to(np.asarray(self.config.log_metrics, bool), (Y.shape[1],))
+        if not flags.any():
+            return Y
+        bad = np.flatnonzero(flags & (Y <= 0).any(axis=0))
+        if bad.size:
+            raise ValueError(f"log_metrics: metric column(s) {bad.tolist()} have values <= 0 (cannot take the log)")
+        Y = np.array(Y, np.float64, copy=True)
+        Y[:, flags] = np.log(Y[:, flags])
+        return Y
 
     # -- training ------------------------------------------------------------------------
     def _lr(self, step: int, total: int) -> float:
@@ -497,9 +514,9 @@ class DiffusionSizer:
             k = max(1, int(round(val_fraction * len(X))))
             val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
         Xa, Ya = RelaxSpecs(c.augment, c.relax, sign)(X[train_idx], Y[train_idx], rng)
-        self._y_std = Standardize().fit(Ya)
+        self._y_std = Standardize().fit(self._log_metrics(Ya))
         self._poly = PolynomialExpansion(c.poly_degree)
-        self._f_std = Standardize().fit(self._poly.transform(self._y_std.transform(Ya)))
+        self._f_std = Standardize().fit(self._poly.transform(self._y_std.transform(self._log_metrics(Ya))))
         x0 = self._x_scale.transform(Xa).astype(np.float32)
         cond = self.condition(Ya)
         self._build(D, M)
