@@ -1567,7 +1567,6 @@ typedef struct {           /* a pre-read card: one per line, so kept to 32 bytes
 } frec;
 _Static_assert(sizeof(frec) == 32, "frec: one per line of the netlist, keep it small");
 
-typedef struct { int32_t name; double value; } fparam;   /* name: local id in fchunk.strs */
 
 typedef struct {           /* a run of cards of one chunk, then maybe one card for instantiate() */
     int32_t card_end;      /* chunk-local cards [end of the previous run, card_end) */
@@ -1590,7 +1589,9 @@ typedef struct {
     int32_t n_cards;
     int32_t card_base;     /* global index of the chunk's first card (after compaction) */
     frec *recs;            /* [max_lines] */
-    fparam *params; int64_t n_params;  /* [max_params] */
+    double *pvalue;        /* [max_params] parameter values, and their names (local ids in strs): */
+    int32_t *pname;        /* two arrays, 12 bytes a parameter rather than a padded 16 */
+    int64_t n_params;
     ftok *toks[2]; int32_t cap_toks[2], n_toks[2];   /* tokens of the last card and of the line being
                            * read (n_toks -1: the card holds a character left to the reference) */
     int cur;               /* toks[cur]: the line being read */
@@ -1657,7 +1658,7 @@ static void fast_lower(char *o, const char *w, size_t n, const ftables *tb) {
 static void fast_free(fast_state *f) {
     for (int k = 0; k < f->n_ch; k++) {
         fchunk *ch = &f->ch[k];
-        free(ch->recs); free(ch->params); free(ch->toks[0]); free(ch->toks[1]);
+        free(ch->recs); free(ch->pvalue); free(ch->pname); free(ch->toks[0]); free(ch->toks[1]);
         cm_strtab_free(&ch->nets); cm_strtab_free(&ch->strs);
         free(ch->first_net); free(ch->first_str); free(ch->net_map); free(ch->str_map); free(ch->segs);
     }
@@ -1918,14 +1919,14 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
         double v;
         if (fast_number(s + t[j + 2].off, t[j + 2].len, &v) || !isfinite(v)) { ch->n_params = p0; return CM_OK; }
         if (ch->n_params >= ch->max_params) return CM_ERR_NOMEM;   /* cannot happen */
-        ch->params[ch->n_params++].value = v;
+        ch->pvalue[ch->n_params++] = v;
     }
     if (ch->n_params - p0 > UINT16_MAX) { ch->n_params = p0; return CM_OK; }
     /* A plain card: intern its names in the chunk's tables while its text is at hand. */
     r->n_params = (uint16_t)(ch->n_params - p0);
     for (uint32_t p = 0; p < r->n_params; p++) {
         const ftok *k = &t[from + 3 * (int32_t)p];
-        if ((ch->params[p0 + p].name = fast_str(ch, 1 + (int)p, s + k->off, k->len)) < 0) return CM_ERR_NOMEM;
+        if ((ch->pname[p0 + p] = fast_str(ch, 1 + (int)p, s + k->off, k->len)) < 0) return CM_ERR_NOMEM;
     }
 #undef FEQ
     if (form == FK_MOS) {
@@ -1987,8 +1988,9 @@ static cm_status fast_lines(ctx *x, fchunk *ch, const char *text, size_t shift, 
     cm_status st;
     ch->stop = end;
     ch->recs = cm_mem_alloc(sizeof *ch->recs * (size_t)ch->max_lines);
-    ch->params = cm_mem_alloc(sizeof *ch->params * (size_t)ch->max_params);
-    if (!ch->recs || !ch->params) return CM_ERR_NOMEM;
+    ch->pvalue = cm_mem_alloc(sizeof *ch->pvalue * (size_t)ch->max_params);
+    ch->pname = cm_mem_alloc(sizeof *ch->pname * (size_t)ch->max_params);
+    if (!ch->recs || !ch->pvalue || !ch->pname) return CM_ERR_NOMEM;
     /* a net per two lines (most netlists have fewer): grown by doubling beyond */
     if (cm_strtab_init(&ch->nets, (int32_t)(ch->max_lines / 2 + 16)) || cm_strtab_init(&ch->strs, 64)) return CM_ERR_NOMEM;
     while (pos < end) {
@@ -2238,7 +2240,7 @@ static cm_status fast_pass_a(ctx *x, fchunk *ch) {
             if (ch->net_map[r->net[k]] < 0) { ch->net_map[r->net[k]] = 0; ch->first_net[nf++] = r->net[k]; }
         if (r->form == FK_MOS && ch->str_map[r->u.model] < 0) { ch->str_map[r->u.model] = 0; ch->first_str[sf++] = r->u.model; }
         for (uint32_t p = 0; p < r->n_params; p++) {
-            int32_t id = ch->params[pb + p].name;
+            int32_t id = ch->pname[pb + p];
             if (ch->str_map[id] < 0) { ch->str_map[id] = 0; ch->first_str[sf++] = id; }
         }
         seg.n_dev++;
@@ -2454,11 +2456,10 @@ static void fast_pass_c(ctx *x, const fchunk *ch) {
             d->value = r->form == FK_MOS ? NAN : r->u.value;
             for (int k = 0; k < r->n_nets; k++) c->term_net[tm + k] = ch->net_map[r->net[k]];
             for (uint32_t p = 0; p < r->n_params; p++) {
-                const fparam *fp = &ch->params[pb + p];
                 cm_param *q = &c->params[pm + p];
-                q->name = ch->str_map[fp->name];
+                q->name = ch->str_map[ch->pname[pb + p]];
                 q->text = -1;
-                q->value = fp->value;
+                q->value = ch->pvalue[pb + p];
             }
             dv++;
             tm += r->n_nets;
