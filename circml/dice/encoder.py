@@ -225,7 +225,7 @@ class QualityMonitor:
     epochs get NaN so every history list stays one entry per epoch.
 
     Example:
-        >>> mon = QualityMonitor(held_out, every=5)
+        >>> mon = QualityMonitor(held_out, every=5, distractors=distractors)  # doctest: +SKIP
         >>> enc.pretrain(train, epochs=40, callbacks=[mon])  # doctest: +SKIP
         >>> enc.history["held_out_nn_accuracy"]  # doctest: +SKIP
     """
