@@ -27,7 +27,7 @@ from circml import _core
 
 ROOT = Path(__file__).resolve().parent.parent
 CC = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
-SOURCES = ["csrc/tests/test_gemm_bf16.c", "csrc/nn/gemm_bf16.c"]
+SOURCES = ["csrc/tests/test_gemm_bf16.c", "csrc/nn/gemm_bf16.c", "csrc/nn/gemm.c"]
 HAS_BF16 = _core.gemm_bf16_info()["cpu"]
 
 

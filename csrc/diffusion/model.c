@@ -639,6 +639,15 @@ static void mlp_model_backward(const cm_diffusion *m, workspace *w, const tensor
     temb_backward(m, w, gv->t, B);
 }
 
+/* A Linear forward through the calling thread's packed-weight cache when sampling opened one
+ * (gemm_bf16.h), else ops.c's. */
+static void packed_linear_forward(real *out, const real *inp, const real *w, const real *b, int64_t B, int C, int OC) {
+#ifdef CM_REAL_IS_FLOAT
+    if (gemm_bf16_linear_hook(out, inp, w, b, B, C, OC)) return;
+#endif
+    linear_forward(out, inp, w, b, B, C, OC);
+}
+
 /* Forward of the B rows already in w (xt, y, t, drop). The model is only read. */
 static void model_forward(const cm_diffusion *m, workspace *w, int64_t B, int training, uint64_t seed) {
     if (m->cfg.backbone == CM_BACKBONE_MLP) { mlp_model_forward(m, w, B, training, seed); return; }
@@ -650,11 +659,11 @@ static void model_forward(const cm_diffusion *m, workspace *w, int64_t B, int tr
     /* temb[B,C] = Linear2(act(Linear1(sinusoid(t)))) */
     for (int64_t b = 0; b < B; b++) w->tf[b] = (real)w->t[b];
     timestep_embedding_forward(w->tsin, w->tf, B, C, 10000.0, 1, 0.0);
-    linear_forward(w->th, w->tsin, t[DM_T1_W], t[DM_T1_B], B, C, C);
+    packed_linear_forward(w->th, w->tsin, t[DM_T1_W], t[DM_T1_B], B, C, C);
     act_forward(c->act, w->ta, w->th, B * C);
-    linear_forward(w->temb, w->ta, t[DM_T2_W], t[DM_T2_B], B, C, C);
+    packed_linear_forward(w->temb, w->ta, t[DM_T2_W], t[DM_T2_B], B, C, C);
     /* ye[B,S*C] = Linear(y), or the null embedding where the condition is dropped */
-    linear_forward(w->ye, w->y, t[DM_Y_W], t[DM_Y_B], B, P, (int)SC);
+    packed_linear_forward(w->ye, w->y, t[DM_Y_W], t[DM_Y_B], B, P, (int)SC);
     /* m0[b,s,:] = ye[b,s,:] + temb[b,:] */
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < B; b++) {
@@ -672,7 +681,7 @@ static void model_forward(const cm_diffusion *m, workspace *w, int64_t B, int tr
     }
     layernorm_forward(w->mem_n, w->mem_mean, w->mem_rstd, in, t[DM_ENC_LN_W], t[DM_ENC_LN_B], B * S, C);
     /* h0[B,D,C] = Linear(x_t) reshaped: token d is the d-th C-wide slice */
-    linear_forward(w->h0, w->xt, t[DM_X_W], t[DM_X_B], B, D, D * C);
+    packed_linear_forward(w->h0, w->xt, t[DM_X_W], t[DM_X_B], B, D, D * C);
     in = w->h0;
     for (int l = 0; l < c->dec_layers; l++) {
         decoder_block_forward(w->dec_out[l], &w->dec[l], in, w->mem_n, &m->dec[l], (int)B, D, S, C, NH, F, c->act, p,
@@ -998,8 +1007,9 @@ static void sample_chunk(const cm_diffusion *m, chunk *ch, real *x, const real *
     /* x_T ~ N(0, I) on step "T", a counter no sampler step uses */
     diffusion_noise(xc, sc->seed, (uint64_t)T, s0, n, D);
 #ifdef CM_REAL_IS_FLOAT
-    /* bf16: the blocks' Linear layers go through this thread's packed-weight cache */
-    const int bf16 = sc->precision == CM_PRECISION_BF16 && gemm_bf16_cache_begin() == 0;
+    /* the blocks' Linear layers go through this thread's cache of weights packed once per call
+     * (bf16, or fp32 where precision is fp32 or the CPU lacks the bf16 kernel) */
+    const int packed = gemm_bf16_cache_begin(sc->precision == CM_PRECISION_BF16) == 0;
 #endif
     /* rows [0, n): conditional; rows [n, 2n): the same x, condition dropped */
     for (int64_t k = 0; k < need_cond + need_uncond; k++) {
@@ -1025,7 +1035,7 @@ static void sample_chunk(const cm_diffusion *m, chunk *ch, real *x, const real *
         if (st) { ch->st = st; break; }
     }
 #ifdef CM_REAL_IS_FLOAT
-    if (bf16) gemm_bf16_cache_end();
+    if (packed) gemm_bf16_cache_end();
 #endif
     if (ch->st) return;
     memcpy(x, xc, sizeof(real) * (size_t)(n * D));

@@ -2,6 +2,7 @@
  * plain-loop fallback, a per-thread cache of packed weights, and the peak loops of the
  * benchmark. See gemm_bf16.h. */
 #include "gemm_bf16.h"
+#include "gemm.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,46 @@ int gemm_bf16_pack(gemm_bf16_weight *pw, const float *W, int64_t N, int64_t K) {
 
 void gemm_bf16_weight_free(gemm_bf16_weight *pw) {
     free(pw->w);
+    free(pw->wf);
     memset(pw, 0, sizeof *pw);
+}
+
+int gemm_f32_pack(gemm_bf16_weight *pw, const float *W, int64_t N, int64_t K) {
+    memset(pw, 0, sizeof *pw);
+    pw->N = N;
+    pw->K = K;
+    pw->kp = (K + 1) / 2;
+    pw->panels = (N + PANEL - 1) / PANEL;
+    const size_t n = (size_t)(pw->panels * K * PANEL);
+    pw->wf = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    if (!pw->wf) return -1;
+    for (int64_t p = 0; p < pw->panels; p++)
+        for (int64_t k = 0; k < K; k++)
+            for (int j = 0; j < PANEL; j++) {
+                const int64_t col = p * PANEL + j;
+                pw->wf[(p * K + k) * PANEL + j] = col < N ? W[col * K + k] : 0.0f;
+            }
+    return 0;
+}
+
+int gemm_f32_packed_available(void) {
+#ifdef HAVE_BF16_KERNEL
+    return gemm_get_isa() == GEMM_ISA_AVX512;
+#else
+    return 0;
+#endif
+}
+
+/* fp32 packed product with plain loops: one sum per element, k ascending, then + bias */
+static void f32_packed_plain(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
+    const int64_t N = pw->N, K = pw->K;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            const float *w = pw->wf + (n / PANEL) * K * PANEL + n % PANEL;
+            float s = 0;
+            for (int64_t k = 0; k < K; k++) s += inp[m * K + k] * w[k * PANEL];
+            out[m * N + n] = s + (bias ? bias[n] : 0.0f);
+        }
 }
 
 /* ---------------------------------------------------------------- reference */
@@ -175,6 +215,60 @@ BF16_TARGET static void row_block(float *out, const float *inp, const gemm_bf16_
     }
 }
 
+/* fp32: C[rows, ncols] (+ bias) of one panel from inp rows read in place (stride K). */
+#define KERNEL_F32_BODY(R, NV)                                                                                  \
+    do {                                                                                                        \
+        __m512 acc[R][NV];                                                                                      \
+        for (int r = 0; r < R; r++)                                                                             \
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                       \
+        for (int64_t k = 0; k < K; k++) {                                                                       \
+            const float *bk = b + k * PANEL;                                                                    \
+            __m512 bv[NV];                                                                                      \
+            for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(bk + v * 16);                                  \
+            for (int r = 0; r < R; r++) {                                                                       \
+                const __m512 av = _mm512_set1_ps(a[r * K + k]);                                                 \
+                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);                 \
+            }                                                                                                   \
+        }                                                                                                       \
+        for (int v = 0; v < NV; v++) {                                                                          \
+            const int col = v * 16, n = ncols - col < 16 ? ncols - col : 16;                                    \
+            const __mmask16 mk = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);                              \
+            const __m512 bb = bias ? _mm512_maskz_loadu_ps(mk, bias + col) : _mm512_setzero_ps();               \
+            for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(c + r * ldc + col, mk, _mm512_add_ps(acc[r][v], bb)); \
+        }                                                                                                       \
+    } while (0)
+
+#define FFN(R, NV)                                                                                              \
+    __attribute__((target("avx512f"))) static void fkern_##R##_##NV(int64_t K, const float *a, const float *b,  \
+                                                                   float *c, int64_t ldc, const float *bias,    \
+                                                                   int ncols) {                                 \
+        KERNEL_F32_BODY(R, NV);                                                                                 \
+    }
+#define FFN_ROW(R) FFN(R, 1) FFN(R, 2) FFN(R, 3) FFN(R, 4)
+FFN_ROW(1) FFN_ROW(2) FFN_ROW(3) FFN_ROW(4) FFN_ROW(5) FFN_ROW(6)
+
+typedef void (*fkern_fn)(int64_t, const float *, const float *, float *, int64_t, const float *, int);
+#define FROW(R) {fkern_##R##_1, fkern_##R##_2, fkern_##R##_3, fkern_##R##_4}
+static const fkern_fn FKERNELS[MR][4] = {FROW(1), FROW(2), FROW(3), FROW(4), FROW(5), FROW(6)};
+
+static void f32_packed_kernel(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
+    const int64_t nb = (M + MR - 1) / MR;
+#ifdef _OPENMP
+    const int par = nb >= 16 && !omp_in_parallel();
+#endif
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t i = 0; i < nb; i++) {
+        const int64_t m0 = i * MR;
+        const int mr = (int)(M - m0 < MR ? M - m0 : MR);
+        for (int64_t p = 0; p < pw->panels; p++) {
+            const int64_t c0 = p * PANEL;
+            const int ncols = (int)(pw->N - c0 < PANEL ? pw->N - c0 : PANEL);
+            FKERNELS[mr - 1][(ncols + 15) / 16 - 1](pw->K, inp + m0 * pw->K, pw->wf + p * pw->K * PANEL,
+                                                    out + m0 * pw->N + c0, pw->N, bias ? bias + c0 : NULL, ncols);
+        }
+    }
+}
+
 static void linear_packed_kernel(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
                                  int64_t M) {
     const int64_t nb = (M + MR - 1) / MR;
@@ -188,6 +282,16 @@ static void linear_packed_kernel(float *out, const float *inp, const gemm_bf16_w
     }
 }
 #endif
+
+void gemm_f32_linear(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
+#ifdef HAVE_BF16_KERNEL
+    if (gemm_f32_packed_available()) {
+        f32_packed_kernel(out, inp, pw, bias, M);
+        return;
+    }
+#endif
+    f32_packed_plain(out, inp, pw, bias, M);
+}
 
 void gemm_bf16_linear(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
 #ifdef HAVE_BF16_KERNEL
@@ -209,14 +313,16 @@ typedef struct {
 typedef struct {
     cache_entry *e;
     int used;
+    int bf16;           /* entries packed in bf16 (1) or fp32 (0) */
 } bf16_cache;
 
 static _Thread_local bf16_cache *tls_cache;
 
-int gemm_bf16_cache_begin(void) {
+int gemm_bf16_cache_begin(int bf16) {
     if (tls_cache) return -1;
     bf16_cache *c = calloc(1, sizeof *c);
     if (!c) return -1;
+    c->bf16 = bf16 && gemm_bf16_available();
     c->e = calloc(CACHE_SLOTS, sizeof *c->e);
     if (!c->e) { free(c); return -1; }
     tls_cache = c;
@@ -242,7 +348,8 @@ static const gemm_bf16_weight *cache_get(bf16_cache *c, const float *W, int64_t 
     for (int probe = 0; probe < CACHE_SLOTS; probe++) {
         cache_entry *e = &c->e[(h + (uint64_t)probe) & (CACHE_SLOTS - 1)];
         if (!e->key) {
-            if (c->used >= CACHE_SLOTS / 2 || gemm_bf16_pack(&e->w, W, N, K)) return NULL;
+            if (c->used >= CACHE_SLOTS / 2 || (c->bf16 ? gemm_bf16_pack(&e->w, W, N, K) : gemm_f32_pack(&e->w, W, N, K)))
+                return NULL;
             e->key = W;
             c->used++;
             return &e->w;
@@ -256,10 +363,14 @@ int gemm_bf16_linear_hook(float *out, const float *inp, const float *W, const fl
                           int64_t N) {
 #ifdef HAVE_BF16_KERNEL
     bf16_cache *c = tls_cache;
-    if (!c || N < 16 || K < 8 || (K + 1) / 2 > KP_MAX || !gemm_bf16_available()) return 0;
+    if (!c || N < 16 || K < 1) return 0;
+    if (c->bf16) {
+        if (K < 8 || (K + 1) / 2 > KP_MAX || !gemm_bf16_available()) return 0;
+    } else if (!gemm_f32_packed_available()) return 0;
     const gemm_bf16_weight *pw = cache_get(c, W, N, K);
     if (!pw) return 0;
-    linear_packed_kernel(out, inp, pw, bias, M);
+    if (c->bf16) linear_packed_kernel(out, inp, pw, bias, M);
+    else f32_packed_kernel(out, inp, pw, bias, M);
     return 1;
 #else
     (void)out; (void)inp; (void)W; (void)bias; (void)M; (void)K; (void)N;

@@ -29,12 +29,14 @@
 #define CIRCML_NN_GEMM_BF16_H
 #include <stdint.h>
 
-/* Packed bf16 weights of one Linear layer: W[N,K] as 64-column panels of (k, k+1) pairs. */
+/* Packed weights of one Linear layer: W[N,K] as 64-column panels, of bf16 (k, k+1) pairs or
+ * (gemm_f32_pack) of fp32. */
 typedef struct {
     int64_t N, K;         /* shape of W */
     int64_t kp;           /* k pairs: ceil(K / 2) (a zero pads an odd K) */
     int64_t panels;       /* ceil(N / 64) */
-    uint16_t *w;          /* [panels][kp][64][2] bf16 bits, zero-padded */
+    uint16_t *w;          /* bf16: [panels][kp][64][2] bits, zero-padded (NULL for fp32) */
+    float *wf;            /* fp32: [panels][K][64], zero-padded (NULL for bf16) */
 } gemm_bf16_weight;
 
 /* 1 when the bf16 kernel runs on this CPU (avx512_bf16 and avx512f, build support, enabled). */
@@ -66,13 +68,24 @@ void gemm_bf16_linear(float *out, const float *inp, const gemm_bf16_weight *pw, 
 void gemm_bf16_linear_ref(float *out, const float *inp, const float *W, const float *bias, int64_t M, int64_t N,
                           int64_t K);
 
-/* The per-thread cache of packed weights behind the hook. begin opens one on the calling thread
- * (returns 0, or -1 when one is already open or memory is short); end frees it. */
-int gemm_bf16_cache_begin(void);
+/* fp32 with prepacked weights, for the same inference path: W packed once into fp32 panels, a
+ * 6 x 64 AVX-512 FMA micro-kernel reading inp in place; every out element is one accumulator
+ * summed over k ascending, then + bias. For small M (a few designs at a time) this saves
+ * gemm.c's packing of W on every call. Runs where gemm_get_isa() is AVX-512 (so
+ * gemm_set_isa moves it too); elsewhere gemm_f32_linear uses plain loops (same order, no FMA). */
+int gemm_f32_pack(gemm_bf16_weight *pw, const float *W, int64_t N, int64_t K);
+void gemm_f32_linear(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M);
+int gemm_f32_packed_available(void);
+
+/* The per-thread cache of packed weights behind the hook. begin opens one on the calling thread,
+ * bf16 (1) or fp32 (0) (returns 0, or -1 when one is already open or memory is short); end
+ * frees it. A bf16 cache where the bf16 kernel is not available packs fp32: the fallback is then
+ * exactly the fp32 cache's arithmetic. */
+int gemm_bf16_cache_begin(int bf16);
 void gemm_bf16_cache_end(void);
-/* out[M,N] = inp[M,K] @ W[N,K]^T + bias in bf16 if a cache is open on this thread and the kernel
- * is available (returns 1); else does nothing and returns 0. Small products (N < 16 or K < 8)
- * decline too: they are not worth the conversion. */
+/* out[M,N] = inp[M,K] @ W[N,K]^T + bias with the cache's packed W (packed on first use) if a
+ * cache is open on this thread and its kernel runs here (returns 1); else does nothing and
+ * returns 0. Narrow products (N < 16) and, in bf16, short sums (K < 8) decline too. */
 int gemm_bf16_linear_hook(float *out, const float *inp, const float *W, const float *bias, int64_t M, int64_t K,
                           int64_t N);
 

@@ -9,7 +9,7 @@
  *   test_gemm_bf16 peak      JSON lines: GFLOP/s of the FMA and vdpbf16ps peak loops on
  *                            OMP_NUM_THREADS threads (0 where the CPU lacks them).
  *   test_gemm_bf16 bench M N K   JSON: GFLOP/s of the kernel on out[M,N] = inp[M,K] W^T.
- * Build: cc -std=c11 -O2 -fopenmp test_gemm_bf16.c ../nn/gemm_bf16.c -lm */
+ * Build: cc -std=c11 -O2 -fopenmp test_gemm_bf16.c ../nn/gemm_bf16.c ../nn/gemm.c -lm */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,8 +126,8 @@ static void check_hook(void) {
     for (int64_t i = 0; i < N * K; i++) W[i] = urand();
     for (int64_t i = 0; i < N; i++) b[i] = urand();
     CHECK(gemm_bf16_linear_hook(out, inp, W, b, M, K, N) == 0, "hook without a cache must decline");
-    CHECK(gemm_bf16_cache_begin() == 0, "cache_begin");
-    CHECK(gemm_bf16_cache_begin() == -1, "a second cache_begin on the same thread must fail");
+    CHECK(gemm_bf16_cache_begin(1) == 0, "cache_begin");
+    CHECK(gemm_bf16_cache_begin(1) == -1, "a second cache_begin on the same thread must fail");
     const int avail = gemm_bf16_available();
     int took = gemm_bf16_linear_hook(out, inp, W, b, M, K, N);
     CHECK(took == avail, "hook took %d with kernel available %d", took, avail);
@@ -149,6 +149,49 @@ static void check_hook(void) {
     gemm_bf16_cache_end();
     CHECK(gemm_bf16_linear_hook(out, inp, W, b, M, K, N) == 0, "after cache_end the hook declines");
     free(inp); free(W); free(b); free(out); free(ref);
+}
+
+/* fp32 prepacked: the kernel (AVX-512) and the plain loops against double sums; the fp32 cache
+ * behind the hook; a bf16 cache with the bf16 kernel off packs fp32 (the fallback) */
+static void check_f32_packed(void) {
+    const int64_t shapes[][3] = {{1, 64, 64}, {7, 192, 64}, {34, 1088, 17}, {13, 100, 128}, {6, 16, 3}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int64_t M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
+        float *inp = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K), *b = malloc(sizeof(float) * N);
+        float *out = malloc(sizeof(float) * M * N), *one = malloc(sizeof(float) * N);
+        for (int64_t j = 0; j < M * K; j++) inp[j] = urand();
+        for (int64_t j = 0; j < N * K; j++) W[j] = urand();
+        for (int64_t j = 0; j < N; j++) b[j] = urand();
+        gemm_bf16_weight pw;
+        CHECK(gemm_f32_pack(&pw, W, N, K) == 0, "f32 pack");
+        gemm_f32_linear(out, inp, &pw, b, M);
+        double e = 0;
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = b[n];
+                for (int64_t k = 0; k < K; k++) s += (double)inp[m * K + k] * W[n * K + k];
+                const double d = fabs(out[m * N + n] - s);
+                if (!(d <= e)) e = d;
+            }
+        CHECK(e <= 2e-7 * (double)(K + 1), "f32 packed M=%lld N=%lld K=%lld: max err %g", (long long)M, (long long)N,
+              (long long)K, e);
+        gemm_f32_linear(one, inp + (M - 1) * K, &pw, b, 1);
+        CHECK(memcmp(one, out + (M - 1) * N, sizeof(float) * N) == 0, "f32 packed: last row alone differs");
+        /* through the hook: an fp32 cache, and a bf16 cache with the bf16 kernel off */
+        for (int mode = 0; mode < 2; mode++) {
+            if (mode) gemm_bf16_set_enabled(0);
+            gemm_bf16_cache_begin(mode);
+            float *h = malloc(sizeof(float) * M * N);
+            const int took = gemm_bf16_linear_hook(h, inp, W, b, M, K, N);
+            CHECK(took == gemm_f32_packed_available(), "f32 hook took %d", took);
+            if (took) CHECK(memcmp(h, out, sizeof(float) * M * N) == 0, "f32 hook (mode %d) differs", mode);
+            free(h);
+            gemm_bf16_cache_end();
+            gemm_bf16_set_enabled(1);
+        }
+        gemm_bf16_weight_free(&pw);
+        free(inp); free(W); free(b); free(out); free(one);
+    }
 }
 
 static void check_threads(void) {
@@ -220,6 +263,7 @@ int main(int argc, char **argv) {
         for (int b = 0; b < 2; b++) check_shape(shapes[i][0], shapes[i][1], shapes[i][2], b);
     check_against_fp32();
     check_hook();
+    check_f32_packed();
     check_threads();
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed != 0;
