@@ -5,10 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* s[0:n], 1 <= n <= 8 bytes, as a little-endian word, zero-padded. Two overlapping loads
+ * instead of a loop over the bytes (names are mostly 2..8 bytes): the bytes they share are
+ * the same in both, so OR-ing them is exact. */
+static inline uint64_t load_small(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        lo = __builtin_bswap32(lo);
+        hi = __builtin_bswap32(hi);
+#endif
+        return (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+    }
+    /* n = 1, 2, 3: first, middle, last byte */
+    return (uint64_t)u[0] | (uint64_t)u[n / 2] << (8 * (n / 2)) | (uint64_t)u[n - 1] << (8 * (n - 1));
+}
+
 static uint64_t load_tail(const char *s, size_t n) {   /* n < 8 bytes, zero-padded */
-    uint64_t w = 0;
-    for (size_t i = 0; i < n; i++) w |= (uint64_t)(unsigned char)s[i] << (8 * i);
-    return w;
+    return n ? load_small(s, n) : 0;
 }
 
 uint32_t cm_hash_bytes(const char *s, size_t len) {
@@ -69,15 +86,14 @@ void cm_strtab_free(cm_strtab *t) {
  * keeps different strings apart). */
 static inline int short_key(const char *s, size_t n, uint64_t *key) {
     if (n > 8) return 0;
-    uint64_t k = 0;
-    int ok = 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        ok &= c != 0;
-        k |= (uint64_t)c << (8 * i);
-    }
+    if (n == 0) { *key = 0; return 1; }
+    uint64_t k = load_small(s, n);
     *key = k;
-    return ok;
+    /* a NUL among the n bytes? (the padding bytes are made non-zero first) */
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t pad = n == 8 ? 0 : ones << (8 * n);
+    uint64_t v = k | pad;
+    return ((v - ones) & ~v & (ones << 7)) == 0;
 }
 
 /* a[0:n] == b[0:n], for the short strings interned here (no call into libc) */
