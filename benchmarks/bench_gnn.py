@@ -252,9 +252,16 @@ def build_gemm_bench(tmp: Path) -> Path | None:
     return exe
 
 
-def run_gemm_bench(exe: Path, rows: int, reps: int = 15, hidden: int = 512, threads: int = 2) -> list:
-    r = subprocess.run([str(exe), "bench", str(rows), str(reps), str(hidden)], capture_output=True, text=True,
-                       env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+def run_gemm_bench(exe: Path, rows: int, reps: int = 15, hidden: int = 512, threads: int = 2,
+                   cpu_time: bool = False) -> list:
+    """The C bench's JSON lines. With cpu_time its clock is the process's CPU time, so a
+    rate is per busy core-second: time slices lost to other processes do not count (time
+    spent spinning at the end of a parallel region does)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env.pop("CPU_TIME", None)
+    if cpu_time:
+        env["CPU_TIME"] = "1"
+    r = subprocess.run([str(exe), "bench", str(rows), str(reps), str(hidden)], capture_output=True, text=True, env=env)
     return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
 
 
@@ -297,10 +304,13 @@ def cpu_info() -> dict:
     return info
 
 
-def derive_peak(cpu: dict, lines: list) -> None:
+def derive_peak(cpu: dict, lines: list, cpu_time: bool = False) -> None:
     """Clock, FMA units and the fp32 peak from the C bench's measurements (best of all runs:
-    load from other processes only ever makes a measurement lower)."""
+    load from other processes only ever makes a measurement lower). Of a CPU-time run only
+    the single-thread measurements count (with 2 threads each one sees both threads' time)."""
     for x in lines:
+        if cpu_time and x.get("threads", 1) != 1:
+            continue
         if x["what"] == "fma_peak":
             key = f"fma_loop_gflops_{x['threads']}thread"
             cpu[key] = max(x["gflops"], cpu.get(key, 0.0))
@@ -375,7 +385,13 @@ def main(argv=None) -> dict:
                     for label, rows in (("nodes", bt.num_nodes), ("edges", bt.num_edges)):
                         lines = run_gemm_bench(exe, rows, threads=t)
                         derive_peak(cpu, lines)
+                        lines_cpu = run_gemm_bench(exe, rows, threads=t, cpu_time=True)
+                        derive_peak(cpu, lines_cpu, cpu_time=True)
                         entry = {"threads": t, "rows": int(rows), "products": [x for x in lines if x["what"] == "gemm"]}
+                        per_core = {x["product"]: x for x in lines_cpu if x["what"] == "gemm"}
+                        for x in entry["products"]:
+                            x["gflops_per_core_cpu_time_best"] = per_core[x["product"]]["gflops_best"]
+                            x["gflops_per_core_cpu_time_median"] = per_core[x["product"]]["gflops_median"]
                         result["gemm_isa"] = next((x["isa"] for x in lines if x["what"] == "config"), None)
                         if torch is not None:
                             torch.set_num_threads(t)
@@ -392,6 +408,8 @@ def main(argv=None) -> dict:
                 p["fraction_of_peak_median"] = p["gflops_median"] / peak
             if loop:
                 p["fraction_of_fma_loop"] = p["gflops_best"] / loop
+            if peak and "gflops_per_core_cpu_time_best" in p:
+                p["fraction_of_core_peak_cpu_time"] = p["gflops_per_core_cpu_time_best"] / (peak / entry["threads"])
     result["load_average_after"] = os.getloadavg()
 
     report(result)
@@ -432,7 +450,9 @@ def report(r: dict) -> None:
             tm = gm.get("pytorch_matmul", {}).get(p["product"], {}).get("gflops_best", nan)
             print(f"gemm {gm['threads']} thr [{p['M']}x{p['K']}]x[{p['K']}x{p['N']}] {p['product']:<20} "
                   f"{p['gflops_best']:6.1f} GFLOP/s best ({100 * p.get('fraction_of_peak', nan):3.0f}% of peak), "
-                  f"median {p['gflops_median']:6.1f} ({100 * p.get('fraction_of_peak_median', nan):3.0f}%); "
+                  f"median {p['gflops_median']:6.1f} ({100 * p.get('fraction_of_peak_median', nan):3.0f}%); per busy "
+                  f"core-second {p.get('gflops_per_core_cpu_time_best', nan):6.1f} "
+                  f"({100 * p.get('fraction_of_core_peak_cpu_time', nan):3.0f}% of a core's peak); "
                   f"torch matmul {tm:6.1f}")
 
 
