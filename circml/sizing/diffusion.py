@@ -514,6 +514,16 @@ class DiffusionSizer:
             k = max(1, int(round(val_fraction * len(X))))
             val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
         Xa, Ya = RelaxSpecs(c.augment, c.relax, sign)(X[train_idx], Y[train_idx], rng)
+        flags = np.broadcast_to(np.asarray(c.log_metrics, bool), (M,))
+        if flags.any():
+            if (Y[:, flags] <= 0).any():
+                raise ValueError("log_metrics: a selected metric has values <= 0 in Y (cannot take the log)")
+            # a ">=" spec relaxed below zero means "any value"; for a log condition it becomes the
+            # smallest positive bound in the set, which the design still meets
+            Ya = Ya.copy()
+            for j in np.flatnonzero(flags):
+                col = Ya[:, j]
+                col[col <= 0] = col[col > 0].min()
         self._y_std = Standardize().fit(self._log_metrics(Ya))
         self._poly = PolynomialExpansion(c.poly_degree)
         self._f_std = Standardize().fit(self._poly.transform(self._y_std.transform(self._log_metrics(Ya))))

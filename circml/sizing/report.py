@@ -42,6 +42,8 @@ from .diffusion import DiffusionSizer, parse_directions
 
 METRICS = ("power", "irn", "gain_db", "bw")
 DIRECTIONS = ("<=", "<=", ">=", ">=")
+#: The diffusion sizers condition on log(power), log(irn), log(bw) (they span decades) and gain in dB.
+LOG_METRICS = [True, True, False, True]
 #: The four OTAs of the full report (``ota_5t`` is the small one the default tests use).
 DEFAULT_TESTBENCHES = ("ota_two_stage_miller", "ota_folded_cascode", "ota_telescopic", "ota_subthreshold_ecg")
 #: Display units of the table: (column title, scale applied to the SI value, format).
@@ -74,10 +76,12 @@ def default_methods(evolution_max_calls: Optional[int] = 512 * 10, workers: Opti
                     seed: int = 0) -> List[Method]:
     """The paper's four rows: the diffusion transformer (default :class:`SizerConfig`: DDIM 50,
     guidance ``w = 0.1``), DM-MLP, the inverse ANN, and differential evolution with population
-    512 and ngspice in the loop (at most ``evolution_max_calls`` simulations per target)."""
+    512 and ngspice in the loop (at most ``evolution_max_calls`` simulations per target). The two
+    diffusion sizers condition on the log of power, noise and bandwidth (:data:`LOG_METRICS`); the
+    inverse ANN's configuration has no such option and conditions on them linearly."""
     return [
-        Method("DM-Transf.", lambda tb: DiffusionSizer(seed=seed, log_sizes=log_flags(tb))),
-        Method("DM-MLP", lambda tb: DiffusionMLPSizer(seed=seed, log_sizes=log_flags(tb))),
+        Method("DM-Transf.", lambda tb: DiffusionSizer(seed=seed, log_sizes=log_flags(tb), log_metrics=LOG_METRICS)),
+        Method("DM-MLP", lambda tb: DiffusionMLPSizer(seed=seed, log_sizes=log_flags(tb), log_metrics=LOG_METRICS)),
         Method("ANN", lambda tb: InverseANNSizer(seed=seed, log_sizes=log_flags(tb))),
         Method("Sim.-based", lambda tb: EvolutionarySizer(tb, population=512, max_calls=evolution_max_calls,
                                                           workers=workers, seed=seed, progress=False),
@@ -302,7 +306,7 @@ class SizingReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"meta": self.meta, "goals": self.goals() if self.rows else {}, "testbenches": self.testbenches,
                "rows": self.rows, "tradeoff": self.tradeoff, "samples": self.samples}
-        path.write_text(json.dumps(_jsonable(doc), indent=1, allow_nan=False))
+        path.write_text(json.dumps(_jsonable(doc), allow_nan=False, separators=(",", ":")))
         return path
 
     @classmethod
@@ -423,7 +427,7 @@ def _jsonable(o):
     if isinstance(o, np.ndarray):
         return _jsonable(o.tolist())
     if isinstance(o, (np.floating, float)):
-        return float(o) if np.isfinite(o) else None
+        return float(f"{float(o):.7g}") if np.isfinite(o) else None
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, np.bool_):
@@ -455,7 +459,7 @@ def report(testbenches: Sequence[str] = DEFAULT_TESTBENCHES, methods: Optional[S
            n_designs: int = 2000, n_targets: int = 2, n_samples: int = 100, tighten_fraction: float = 0.02,
            seed: int = 0, cache_dir: Union[str, Path, None] = "benchmarks/_data/sizing", workers: Optional[int] = None,
            sample_repeats: int = 3, tradeoff: Optional[Dict[str, Any]] = None, progress: bool = True,
-           log: Optional[Callable[[str], None]] = print) -> SizingReport:
+           log: Optional[Callable[[str], None]] = print, out: Union[str, Path, None] = None) -> SizingReport:
     """Measure the paper's Table II on our testbenches (see the module docstring).
 
     Args:
@@ -474,6 +478,7 @@ def report(testbenches: Sequence[str] = DEFAULT_TESTBENCHES, methods: Optional[S
             feasible fraction of every target at every DDIM step count (``None``: skip).
         progress: progress bars.
         log: where one-line progress messages go (``None``: nowhere).
+        out: save the report (JSON) here after every testbench, so a long run keeps what it measured.
 
     Returns a :class:`SizingReport`.
     """
@@ -534,6 +539,8 @@ def report(testbenches: Sequence[str] = DEFAULT_TESTBENCHES, methods: Optional[S
                         f"simulate {sim_wall:.1f} s" + (f", train {train_time:.0f} s" if train_time else "")
                         + (f", DE {row.get('calls_to_feasible')} sims / {row.get('time_to_feasible_s')} s to "
                            f"feasible" if not meth.learned else ""))
+            if out is not None:
+                rep.save(out)
         if tradeoff:
             rep.tradeoff = _tradeoff(rep, pool, tradeoff, n_samples, seed, workers, progress, say, cache_dir,
                                      n_designs)
@@ -553,7 +560,8 @@ def _tradeoff(rep: SizingReport, pool, spec: Dict[str, Any], n_samples: int, see
         T = np.asarray(rep.testbenches[name]["targets"], np.float64)
         ranges = np.array([[p.low, p.high] for p in tb.params])
         for ch, bl in spec.get("sizes", ((32, 1), (64, 2), (128, 4))):
-            sizer = DiffusionSizer(seed=seed, channels=int(ch), blocks=int(bl), ff=2 * int(ch), log_sizes=log_flags(tb))
+            sizer = DiffusionSizer(seed=seed, channels=int(ch), blocks=int(bl), ff=2 * int(ch), log_sizes=log_flags(tb),
+                                   log_metrics=LOG_METRICS)
             t0 = time.perf_counter()
             sizer.fit(X, Y, ranges=ranges, directions=list(DIRECTIONS), progress=progress)
             train = time.perf_counter() - t0
@@ -585,6 +593,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--evolution-max-calls", type=int, default=512 * 10)
     p.add_argument("--tradeoff", nargs="*", default=None, metavar="TESTBENCH",
                    help="also measure feasible fraction against model size and DDIM steps on these testbenches")
+    p.add_argument("--tradeoff-sizes", nargs="+", default=["32x1", "64x2", "64x4"], metavar="CxN",
+                   help="model sizes (channels x blocks) of the trade-off")
     p.add_argument("--plots", default=None, help="directory for the sample and trade-off plots (PNG)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -596,9 +606,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         methods = [m for m in methods if m.name in a.methods]
     trade = None
     if a.tradeoff is not None:
-        trade = {"testbenches": a.tradeoff or list(a.testbenches)[:1]}
+        trade = {"testbenches": a.tradeoff or list(a.testbenches)[:1],
+                 "sizes": [tuple(int(v) for v in s.split("x")) for s in a.tradeoff_sizes]}
     rep = report(a.testbenches, methods, a.designs, a.targets, a.samples, a.tighten, a.seed, a.cache_dir, a.workers,
-                 tradeoff=trade, progress=not a.no_progress)
+                 tradeoff=trade, progress=not a.no_progress, out=a.out)
     path = rep.save(a.out)
     print(rep.to_markdown())
     if rep.tradeoff:
