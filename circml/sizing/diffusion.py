@@ -610,7 +610,7 @@ class DiffusionSizer:
                 ``i`` depends only on (seed, i), not on ``n`` or the thread count.
             clip_to_ranges: clip to the ranges given to :meth:`fit`.
             precision: ``"fp32"``, or ``"bf16"``: the transformer blocks' Linear layers in
-                bfloat16 with fp32 sums (AVX-512 BF16 dot products, ~1.1-1.5x faster; samples
+                bfloat16 with fp32 sums (AVX-512 BF16 dot products, ~1.2x faster; samples
                 differ from fp32 ones by bf16 rounding, see docs/sizing.md "Speed"). Where the
                 CPU lacks avx512_bf16 it runs, and returns, the fp32 path.
 
