@@ -303,6 +303,22 @@ def _as_matrix(a, what: str) -> Tuple[np.ndarray, Optional[List[str]]]:
     return m, names
 
 
+def _log_metrics(Y: np.ndarray, log_metrics) -> np.ndarray:
+    """``Y`` with ``log`` taken of the metrics ``log_metrics`` selects (a bool for all, or one per
+    metric): metrics spanning decades (power, noise, bandwidth) then get a condition that resolves
+    small values as finely as large ones. Applied after the augmentation, which relaxes specs in
+    physical units."""
+    flags = np.broadcast_to(np.asarray(log_metrics, bool), (Y.shape[1],))
+    if not flags.any():
+        return Y
+    bad = np.flatnonzero(flags & (Y <= 0).any(axis=0))
+    if bad.size:
+        raise ValueError(f"log_metrics: metric column(s) {bad.tolist()} have values <= 0 (cannot take the log)")
+    Y = np.array(Y, np.float64, copy=True)
+    Y[:, flags] = np.log(Y[:, flags])
+    return Y
+
+
 # -- the estimator ---------------------------------------------------------------------------
 class DiffusionSizer:
     """Conditional diffusion transformer that maps performance targets to sizing vectors.
@@ -412,23 +428,11 @@ class DiffusionSizer:
             raise ValueError(f"targets must have {self.n_metrics} performance column(s), got shape {T.shape}")
         if not np.isfinite(T).all():
             raise ValueError("targets must be finite")
-        return self._f_std.transform(self._poly.transform(self._y_std.transform(self._log_metrics(T)))).astype(
-            np.float32)
+        logs = _log_metrics(T, getattr(self.config, "log_metrics", False))
+        return self._f_std.transform(self._poly.transform(self._y_std.transform(logs))).astype(np.float32)
 
     def _log_metrics(self, Y: np.ndarray) -> np.ndarray:
-        """``Y`` with ``log`` taken of the metrics ``config.log_metrics`` selects (all, none or a
-        per-metric list): metrics spanning decades (power, noise, bandwidth) then get a condition
-        that resolves small values as finely as large ones. Applied after the augmentation, which
-        relaxes specs in physical units."""
-        flags = np.broadcast_to(np.asarray(self.config.log_metrics, bool), (Y.shape[1],))
-        if not flags.any():
-            return Y
-        bad = np.flatnonzero(flags & (Y <= 0).any(axis=0))
-        if bad.size:
-            raise ValueError(f"log_metrics: metric column(s) {bad.tolist()} have values <= 0 (cannot take the log)")
-        Y = np.array(Y, np.float64, copy=True)
-        Y[:, flags] = np.log(Y[:, flags])
-        return Y
+        return _log_metrics(Y, getattr(self.config, "log_metrics", False))
 
     # -- training ------------------------------------------------------------------------
     def _lr(self, step: int, total: int) -> float:
