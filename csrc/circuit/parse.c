@@ -1589,8 +1589,10 @@ typedef struct {
     int32_t n_cards;
     int32_t card_base;     /* global index of the chunk's first card (after compaction) */
     frec *recs;            /* [max_lines] */
-    double *pvalue;        /* [max_params] parameter values, and their names (local ids in strs): */
-    int32_t *pname;        /* two arrays, 12 bytes a parameter rather than a padded 16 */
+    cm_param *prm;         /* [max_params] parameters, names as local ids in strs, in the round's
+                           * buffer (see fast_round): where possible it becomes circuit.params */
+    cm_param *prm_owner;   /* the round's buffer, held by the round's first chunk (else NULL) */
+    int64_t prm_at;        /* prm - prm_owner of the round's first chunk: where this chunk's start */
     int64_t n_params;
     ftok *toks[2]; int32_t cap_toks[2], n_toks[2];   /* tokens of the last card and of the line being
                            * read (n_toks -1: the card holds a character left to the reference) */
@@ -1621,6 +1623,7 @@ typedef struct {
     fchunk *ch; int n_ch;  /* in card order; cards between chunks were read by read_lines */
     int defer_chunk, defer_seg;   /* device names from this run (and card) on: inserted with pass C */
     int32_t defer_card, last_other;
+    int c_in_order;        /* pass C over the chunks one after the other (parameters in place) */
     ftables tb;
 } fast_state;
 
@@ -1658,7 +1661,7 @@ static void fast_lower(char *o, const char *w, size_t n, const ftables *tb) {
 static void fast_free(fast_state *f) {
     for (int k = 0; k < f->n_ch; k++) {
         fchunk *ch = &f->ch[k];
-        free(ch->recs); free(ch->pvalue); free(ch->pname); free(ch->toks[0]); free(ch->toks[1]);
+        free(ch->recs); free(ch->prm_owner); free(ch->toks[0]); free(ch->toks[1]);
         cm_strtab_free(&ch->nets); cm_strtab_free(&ch->strs);
         free(ch->first_net); free(ch->first_str); free(ch->net_map); free(ch->str_map); free(ch->segs);
     }
@@ -1919,14 +1922,15 @@ static cm_status fast_card(fchunk *ch, int32_t i, const char *s, size_t n, const
         double v;
         if (fast_number(s + t[j + 2].off, t[j + 2].len, &v) || !isfinite(v)) { ch->n_params = p0; return CM_OK; }
         if (ch->n_params >= ch->max_params) return CM_ERR_NOMEM;   /* cannot happen */
-        ch->pvalue[ch->n_params++] = v;
+        ch->prm[ch->n_params].text = -1;
+        ch->prm[ch->n_params++].value = v;
     }
     if (ch->n_params - p0 > UINT16_MAX) { ch->n_params = p0; return CM_OK; }
     /* A plain card: intern its names in the chunk's tables while its text is at hand. */
     r->n_params = (uint16_t)(ch->n_params - p0);
     for (uint32_t p = 0; p < r->n_params; p++) {
         const ftok *k = &t[from + 3 * (int32_t)p];
-        if ((ch->pname[p0 + p] = fast_str(ch, 1 + (int)p, s + k->off, k->len)) < 0) return CM_ERR_NOMEM;
+        if ((ch->prm[p0 + p].name = fast_str(ch, 1 + (int)p, s + k->off, k->len)) < 0) return CM_ERR_NOMEM;
     }
 #undef FEQ
     if (form == FK_MOS) {
@@ -1988,9 +1992,7 @@ static cm_status fast_lines(ctx *x, fchunk *ch, const char *text, size_t shift, 
     cm_status st;
     ch->stop = end;
     ch->recs = cm_mem_alloc(sizeof *ch->recs * (size_t)ch->max_lines);
-    ch->pvalue = cm_mem_alloc(sizeof *ch->pvalue * (size_t)ch->max_params);
-    ch->pname = cm_mem_alloc(sizeof *ch->pname * (size_t)ch->max_params);
-    if (!ch->recs || !ch->pvalue || !ch->pname) return CM_ERR_NOMEM;
+    if (!ch->recs) return CM_ERR_NOMEM;
     /* a net per two lines (most netlists have fewer): grown by doubling beyond */
     if (cm_strtab_init(&ch->nets, (int32_t)(ch->max_lines / 2 + 16)) || cm_strtab_init(&ch->strs, 64)) return CM_ERR_NOMEM;
     while (pos < end) {
@@ -2124,6 +2126,18 @@ static cm_status fast_round(ctx *x, fast_state *f, const char *text, size_t len,
         ch[k].cards = x->cards + at;
         at += ch[k].max_lines;
     }
+    /* The parameters of the round's chunks go into one buffer, chunk k's from the '=' counts of
+     * the chunks before it on: when the netlist leaves instantiate() nothing to read, the
+     * buffer becomes circuit.params and pass C moves them down in place (fast_plan). */
+    int64_t n_prm = 0;
+    for (int k = 0; k < K; k++) n_prm += ch[k].max_params;
+    if (!(ch[0].prm_owner = cm_mem_alloc(sizeof *ch[0].prm_owner * (size_t)n_prm))) return nomem(x);
+    n_prm = 0;
+    for (int k = 0; k < K; k++) {
+        ch[k].prm = ch[0].prm_owner + n_prm;
+        ch[k].prm_at = n_prm;
+        n_prm += ch[k].max_params;
+    }
     const ftables *tb = &f->tb;
     #pragma omp parallel for schedule(static, 1) if (K > 1)
     for (int k = 0; k < K; k++) ch[k].st = fast_lines(x, &ch[k], text, base - pos, tb, file);
@@ -2240,7 +2254,7 @@ static cm_status fast_pass_a(ctx *x, fchunk *ch) {
             if (ch->net_map[r->net[k]] < 0) { ch->net_map[r->net[k]] = 0; ch->first_net[nf++] = r->net[k]; }
         if (r->form == FK_MOS && ch->str_map[r->u.model] < 0) { ch->str_map[r->u.model] = 0; ch->first_str[sf++] = r->u.model; }
         for (uint32_t p = 0; p < r->n_params; p++) {
-            int32_t id = ch->pname[pb + p];
+            int32_t id = ch->prm[pb + p].name;
             if (ch->str_map[id] < 0) { ch->str_map[id] = 0; ch->first_str[sf++] = id; }
         }
         seg.n_dev++;
@@ -2264,6 +2278,8 @@ static cm_status fast_map(cm_strtab *g, const cm_strtab *t, const int32_t *first
     return CM_OK;
 }
 
+/* Room for n_dev more devices, n_term terminals and n_param parameters (n_param < 0: the
+ * parameters are in place already, their array must not move). */
 static cm_status fast_reserve(ctx *x, int64_t n_dev, int64_t n_term, int64_t n_param) {
     cm_circuit *c = x->c;
     int64_t d = c->n_devices + n_dev + 1024, t = c->n_terms + n_term + 4096, p = c->n_params + n_param + 4096;
@@ -2280,7 +2296,7 @@ static cm_status fast_reserve(ctx *x, int64_t n_dev, int64_t n_term, int64_t n_p
         c->term_net = nt;
         c->cap_terms = t;
     }
-    if (p > c->cap_params) {
+    if (n_param >= 0 && p > c->cap_params) {
         cm_param *np = cm_mem_realloc(c->params, sizeof *np * (size_t)p);
         if (!np) return CM_ERR_NOMEM;
         c->params = np;
@@ -2342,7 +2358,32 @@ static cm_status fast_plan(ctx *x, fast_state *f) {
             if ((k == f->n_ch || g < f->ch[k].card_base) && g > last_other) last_other = g;
         }
     }
-    if (fast_reserve(x, n_dev, n_term, n_param) || cm_strtab_reserve(&c->devnames, n_dev, (size_t)bytes) ||
+    /* No card for instantiate(), and the chunks read in one round: the parameters of the plain
+     * cards are all there is, in the round's buffer in card order, each at or after where it
+     * belongs (chunk k's start from the '=' counts of the chunks before it, its final place
+     * from the parameters they use). The buffer becomes circuit.params and pass C moves them
+     * down in place, rather than copying them into a second array. */
+    int in_place = last_other < 0 && c->n_params == 0 && f->n_ch > 0 && f->ch[0].prm_owner;
+    for (int k = 1; k < f->n_ch && in_place; k++) in_place = !f->ch[k].prm_owner;
+    f->c_in_order = 0;
+    if (in_place) {
+        int64_t cap = f->ch[f->n_ch - 1].prm_at + f->ch[f->n_ch - 1].max_params;
+        free(c->params);
+        c->params = f->ch[0].prm_owner;
+        c->cap_params = cap;
+        f->ch[0].prm_owner = NULL;
+        /* Chunks may move their parameters at once unless one's destination covers parameters
+         * of an earlier chunk (one that wrote more than it uses): then in card order. */
+        int64_t dest = 0;
+        for (int k = 0; k < f->n_ch; k++) {
+            int64_t used = 0;
+            for (int32_t s = 0; s < f->ch[k].n_segs; s++) used += f->ch[k].segs[s].n_param;
+            for (int j = 0; j < k && used > 0; j++)
+                if (dest < f->ch[j].prm_at + f->ch[j].n_params && dest + used > f->ch[j].prm_at) f->c_in_order = 1;
+            dest += used;
+        }
+    }
+    if (fast_reserve(x, n_dev, n_term, in_place ? -1 : n_param) || cm_strtab_reserve(&c->devnames, n_dev, (size_t)bytes) ||
         cm_strtab_reserve(&c->nets, most_nets, 0))
         return nomem(x);
     f->last_other = last_other;
@@ -2457,9 +2498,12 @@ static void fast_pass_c(ctx *x, const fchunk *ch) {
             for (int k = 0; k < r->n_nets; k++) c->term_net[tm + k] = ch->net_map[r->net[k]];
             for (uint32_t p = 0; p < r->n_params; p++) {
                 cm_param *q = &c->params[pm + p];
-                q->name = ch->str_map[ch->pname[pb + p]];
+                /* q may be where the parameter is, or before it (in place: see fast_plan) */
+                int32_t name = ch->str_map[ch->prm[pb + p].name];
+                double value = ch->prm[pb + p].value;
+                q->name = name;
                 q->text = -1;
-                q->value = ch->pvalue[pb + p];
+                q->value = value;
             }
             dv++;
             tm += r->n_nets;
@@ -2488,7 +2532,11 @@ static cm_status fast_instantiate_top(ctx *x, fast_state *f, const scope *top) {
             #pragma omp task shared(names)
             names = fast_deferred_names(x, f);
             st = fast_pass_b(x, f, top);
-            for (int k = 0; k < K && !st; k++) {
+            if (!st && f->c_in_order) {
+                #pragma omp task
+                for (int k = 0; k < K; k++) fast_pass_c(x, &f->ch[k]);
+            }
+            for (int k = 0; k < K && !st && !f->c_in_order; k++) {
                 #pragma omp task
                 fast_pass_c(x, &f->ch[k]);
             }
