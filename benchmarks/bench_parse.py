@@ -12,7 +12,9 @@ C; a quarter as many nets as devices), written once into benchmarks/_data/. Rows
   conservative. It is too slow for 10^6 devices: it reads the first 10^5 devices of the same
   netlist (``--python-devices``) and the ratio compares devices per second.
 
-Each time is the median of ``--repeats`` runs (spicelib: ``--python-repeats``).
+Each time is the median of ``--repeats`` runs (spicelib: ``--python-repeats``). The circml rows
+also give the CPU time (user + system, all threads) per run and the process's peak RSS, and
+the JSON the load average at the start: wall times on a shared machine say little alone.
 Usage: python benchmarks/bench_parse.py [--devices 1000000] [--python-devices 100000]
 Writes benchmarks/results/bench_parse.json.
 """
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -112,19 +115,27 @@ def bench_circml(path: Path, repeats: int, reference: bool):
             g = circml.graphs_from_circuits([c])
         return c.n_devices, c.n_nets, t1, g["x"].shape[0] if isinstance(g, dict) else g.num_nodes
 
-    parse_times, graph_times, totals = [], [], []
+    def cpu_seconds():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    parse_times, graph_times, totals, cpus = [], [], [], []
     info = None
     for _ in range(repeats):
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         n_dev, n_nets, t1, n_nodes = run()
         t2 = time.perf_counter()
+        cpus.append(cpu_seconds() - c0)
         parse_times.append(t1 - t0)
         graph_times.append(t2 - t1)
         totals.append(t2 - t0)
         info = (n_dev, n_nets, n_nodes)
     return {"devices": info[0], "nets": info[1], "nodes": info[2], "seconds": statistics.median(totals),
             "parse_seconds": statistics.median(parse_times), "graph_seconds": statistics.median(graph_times),
-            "all_seconds": totals}
+            "cpu_seconds": statistics.median(cpus), "all_seconds": totals,
+            # ru_maxrss is in KiB on Linux (bytes on macOS); the peak of the process so far
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)}
 
 
 def bench_spicelib(path: Path, repeats: int):
@@ -159,6 +170,7 @@ def main(argv=None):
     ap.add_argument("--output", type=Path, default=RESULTS / "bench_parse.json")
     args = ap.parse_args(argv)
 
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     path = write_netlist(args.devices)
     print(f"netlist: {path} ({path.stat().st_size / 1e6:.1f} MB)", flush=True)
     rows = []
@@ -179,20 +191,22 @@ def main(argv=None):
         rows.append((f"spicelib {version('spicelib')} SpiceEditor", py))
     base = py["devices"] / py["seconds"] if py else None
 
-    print(f"\n{'tool':32s} {'devices':>9s} {'seconds':>8s} {'(parse':>7s} {'graph)':>7s} {'devices/s':>11s} {'ratio':>7s}")
+    print(f"\n{'tool':32s} {'devices':>9s} {'seconds':>8s} {'(parse':>7s} {'graph)':>7s} {'cpu s':>7s} {'devices/s':>11s} {'ratio':>7s}")
     table = []
     for name, r in rows:
         rate = r["devices"] / r["seconds"]
         ratio = rate / base if base else None
         parse = f"{r['parse_seconds']:7.3f}" if "parse_seconds" in r else f"{'-':>7s}"
         graph = f"{r['graph_seconds']:7.3f}" if "graph_seconds" in r else f"{'-':>7s}"
-        print(f"{name:32s} {r['devices']:9d} {r['seconds']:8.3f} {parse} {graph} {rate:11.4g} "
+        cpu = f"{r['cpu_seconds']:7.3f}" if "cpu_seconds" in r else f"{'-':>7s}"
+        print(f"{name:32s} {r['devices']:9d} {r['seconds']:8.3f} {parse} {graph} {cpu} {rate:11.4g} "
               f"{ratio if ratio else float('nan'):7.1f}")
         table.append({"tool": name, **r, "devices_per_s": rate, "ratio_vs_python": ratio})
     out = {
         "netlist": path.name, "devices": args.devices, "python_devices": py["devices"] if py else None,
         "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "machine": platform.machine(), "python": platform.python_version(),
+        "load_average_1min_at_start": load[0] if load else None,
         "note": "end to end: file -> read_netlist -> graphs_from_circuits; spicelib parses only (no graph), "
                 "on a prefix of the same netlist; ratio = devices/s over spicelib's devices/s",
         "rows": table,
