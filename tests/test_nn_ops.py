@@ -14,7 +14,7 @@ CC = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
 def _build(tmp_path, extra):
     exe = tmp_path / "test_nn_grad"
     cmd = [CC, "-std=c11", "-O1", "-g", "-Wall", "-Wno-unknown-pragmas", "-DCM_REAL=double", *extra,
-           str(ROOT / "csrc/tests/test_nn_grad.c"), str(ROOT / "csrc/nn/ops.c"), str(ROOT / "csrc/nn/gemm.c"), str(ROOT / "csrc/nn/loss.c"), str(ROOT / "csrc/nn/dice.c"),
+           str(ROOT / "csrc/tests/test_nn_grad.c"), str(ROOT / "csrc/nn/ops.c"), str(ROOT / "csrc/nn/gemm.c"), str(ROOT / "csrc/nn/loss.c"), str(ROOT / "csrc/nn/dice.c"), str(ROOT / "csrc/nn/gnn.c"),
            str(ROOT / "csrc/util/status.c"), "-lm", "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     return exe if r.returncode == 0 else None

@@ -36,6 +36,9 @@ from .augment import augment_batch
 
 FORMAT_VERSION = 1
 
+#: message-passing layers DiceConfig.conv accepts, in the C core's numbering
+CONV_TYPES = ("dice", "gin", "gcn", "sage", "gat")
+
 #: A callback gets ``(encoder, epoch, logs)`` after every epoch; ``logs`` holds that epoch's
 #: ``train_loss`` (and ``val_loss``) and may be extended. Returning ``True`` stops training.
 Callback = Callable[["DiceEncoder", int, Dict[str, float]], Optional[bool]]
@@ -58,6 +61,12 @@ class DiceConfig:
     dropout: float = 0.2
     schema: str = "dice"
     device_values: bool = False
+    # message passing: "dice" (GIN with edge-feature update, DICE's) or a plain layer that reads
+    # node states and edge_index only: "gin", "gcn", "sage" (mean) or "gat" (heads, concatenated
+    # or averaged); each plain layer is followed by GELU and dropout, and the readout sums nodes
+    conv: str = "dice"
+    heads: int = 4
+    gat_concat: bool = True
     # contrastive loss: tau in the numerator, tau_p / tau_n for positives / negatives below
     tau: float = 0.05
     tau_p: float = 0.2
@@ -95,6 +104,13 @@ class DiceConfig:
             raise ValueError(f"DiceConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"DiceConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.conv not in CONV_TYPES:
+            raise ValueError(f"DiceConfig.conv must be one of {', '.join(CONV_TYPES)}, got {self.conv!r}")
+        if self.conv == "gat" and int(self.heads) < 1:
+            raise ValueError(f"DiceConfig.heads must be at least 1, got {self.heads!r}")
+        if self.conv == "gat" and self.gat_concat and self.hidden % self.heads:
+            raise ValueError(f"DiceConfig.hidden ({self.hidden}) must be divisible by heads ({self.heads}) when "
+                             f"gat_concat is True")
         if self.schema not in NODE_TYPES:
             raise ValueError(f"DiceConfig.schema {self.schema!r} unknown; known: {', '.join(NODE_TYPES)}")
 
@@ -300,7 +316,8 @@ class DiceEncoder:
         self.seed = int(seed)
         c = self.config
         self._model = _core.dice_init(c.node_in, c.edge_in, c.hidden, c.out, c.layers, c.dropout, c.bn_eps,
-                                      c.bn_momentum, self.seed)
+                                      c.bn_momentum, self.seed, CONV_TYPES.index(c.conv), int(c.heads),
+                                      int(bool(c.gat_concat)))
         self._arrays = _core.dice_arrays(self._model)
         self.history: Dict[str, List[float]] = {"train_loss": [], "val_loss": []}
         self.epochs_trained = 0

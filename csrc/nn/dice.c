@@ -5,6 +5,7 @@
  * gradient buffers are written rather than zeroed and accumulated, and the node and edge
  * encoders run on the distinct input rows (one-hot types) when rows repeat. */
 #include "dice.h"
+#include "gnn.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,11 @@ struct cm_dice {
     const int64_t *src, *dst, *node_graph, *edge_graph;
     int64_t *dst_ptr, *dst_edges, *src_ptr, *src_edges, *ng_ptr, *ng_rows, *eg_ptr, *eg_rows;
     char layer_names[64][10][32];   /* "layer0.node_mlp.wa", ... */
+    /* cfg.conv != GNN_DICE: plain layers from gnn.c (tensors, per-layer activations, scratch) */
+    gnn_spec spec;
+    real *gnn_p[64][GNN_MAX_TENSORS], *gnn_g[64][GNN_MAX_TENSORS];
+    real *gnn_act[64], *gnn_scratch;
+    gnn_graph graph;
 };
 
 static uint64_t mix64(uint64_t x) {
@@ -94,14 +100,19 @@ cm_status cm_dice_init(cm_dice **out, const cm_dice_config *cfg, uint64_t seed, 
     if (cfg->node_in < 1 || cfg->edge_in < 1 || cfg->hidden < 1 || cfg->out < 1 || cfg->layers < 0 || cfg->layers > 64 ||
         cfg->dropout < 0 || cfg->dropout >= 1)
         return cm_error_set(err, CM_ERR_VALUE, "", 0, "bad DICE configuration (widths >= 1, 0 <= layers <= 64, 0 <= dropout < 1)");
+    const gnn_spec spec = {cfg->conv, cfg->hidden, cfg->heads, cfg->gat_concat};
+    if (gnn_spec_check(&spec, err)) return CM_ERR_VALUE;
+    const int plain = cfg->conv != GNN_DICE;   /* plain layers: no edge encoder */
     cm_dice *m = calloc(1, sizeof *m);
     if (!m) return cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory");
     m->cfg = *cfg;
+    m->spec = spec;
     m->grouping = 1;
     const int64_t H = cfg->hidden, Fn = cfg->node_in, Fe = cfg->edge_in, D = cfg->out;
     int idx_enc[3][DICE_ENC_N];
     const int64_t fin[3] = {Fn, Fe, H}, fout[3] = {H, H, D};
-    for (int k = 0; k < 2; k++) {
+    int idx_gnn[64][GNN_MAX_TENSORS], n_gnn = 0;
+    for (int k = 0; k < (plain ? 1 : 2); k++) {
         idx_enc[k][DICE_ENC_W1] = add_tensor(m, ENC_NAMES[k][0], H * fin[k]);
         idx_enc[k][DICE_ENC_B1] = add_tensor(m, ENC_NAMES[k][1], H);
         idx_enc[k][DICE_ENC_G] = add_tensor(m, ENC_NAMES[k][2], H);
@@ -110,7 +121,16 @@ cm_status cm_dice_init(cm_dice **out, const cm_dice_config *cfg, uint64_t seed, 
         idx_enc[k][DICE_ENC_B2] = add_tensor(m, ENC_NAMES[k][5], H);
     }
     int idx_eps[2][64], idx_mlp[2][64][DICE_MLP_N];
-    for (int l = 0; l < cfg->layers; l++) {
+    for (int l = 0; l < cfg->layers && plain; l++) {
+        const char *tn[GNN_MAX_TENSORS];
+        int64_t ts[GNN_MAX_TENSORS];
+        n_gnn = gnn_tensors(&spec, tn, ts);
+        for (int j = 0; j < n_gnn; j++) {
+            snprintf(m->layer_names[l][j], sizeof m->layer_names[l][j], "layer%d.%s", l, tn[j]);
+            idx_gnn[l][j] = add_tensor(m, m->layer_names[l][j], ts[j]);
+        }
+    }
+    for (int l = 0; l < cfg->layers && !plain; l++) {
         static const char *suffix[10] = {"eps_n", "eps_e", "node_mlp.wa", "node_mlp.ba", "node_mlp.wb", "node_mlp.bb",
                                          "edge_mlp.wa", "edge_mlp.ba", "edge_mlp.wb", "edge_mlp.bb"};
         char (*nm)[32] = m->layer_names[l];
@@ -138,13 +158,18 @@ cm_status cm_dice_init(cm_dice **out, const cm_dice_config *cfg, uint64_t seed, 
     m->m = m->block + 2 * m->P;
     m->v = m->block + 3 * m->P;
     for (int k = 0; k < 3; k++)
-        for (int j = 0; j < DICE_ENC_N; j++) {
+        for (int j = 0; j < DICE_ENC_N && !(plain && k == 1); j++) {
             real *p = m->params + m->offsets[idx_enc[k][j]], *gp = m->grads + m->offsets[idx_enc[k][j]];
             if (k == 0) { m->t.enc_node[j] = p; m->g.enc_node[j] = gp; }
             else if (k == 1) { m->t.enc_edge[j] = p; m->g.enc_edge[j] = gp; }
             else { m->t.head[j] = p; m->g.head[j] = gp; }
         }
-    for (int l = 0; l < cfg->layers; l++)
+    for (int l = 0; l < cfg->layers && plain; l++)
+        for (int j = 0; j < n_gnn; j++) {
+            m->gnn_p[l][j] = m->params + m->offsets[idx_gnn[l][j]];
+            m->gnn_g[l][j] = m->grads + m->offsets[idx_gnn[l][j]];
+        }
+    for (int l = 0; l < cfg->layers && !plain; l++)
         for (int p = 0; p < 2; p++) {
             m->eps_store[p][l] = m->params + m->offsets[idx_eps[p][l]];
             m->geps_store[p][l] = m->grads + m->offsets[idx_eps[p][l]];
@@ -219,8 +244,10 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     const int64_t H = m->cfg.hidden, L = m->cfg.layers, R = cN > cE ? cN : cE;
     /* must match the TAKE sequence below */
     const int64_t Fn = m->cfg.node_in, Fe = m->cfg.edge_in;
-    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * (5 * cN * H + 4 * cE * H) + cG * H + 9 * R * H + 6 * H +
-                    cN * Fn + cE * Fe + DEDUP_MAX * (Fn + Fe + 2 * H);
+    const int plain = m->cfg.conv != GNN_DICE;
+    const int64_t per_layer = plain ? cN * H + gnn_block_act_size(&m->spec, cN, cE) : 5 * cN * H + 4 * cE * H;
+    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * per_layer + cG * H + 9 * R * H + 6 * H +
+                    cN * Fn + cE * Fe + DEDUP_MAX * (Fn + Fe + 2 * H) + (plain ? gnn_block_scratch_size(&m->spec, cN, cE) : 0);
     real *act = malloc(sizeof(real) * (size_t)total);
     int64_t *csr = malloc(sizeof(int64_t) * (size_t)(2 * (cN + 1) + 2 * cE + (cG + 1) + cN + (cG + 1) + cE + 3 * cE + cN + cN + cE));
     if (!act || !csr) { free(act); free(csr); return CM_ERR_NOMEM; }
@@ -234,6 +261,7 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     TAKE(m->enc_h.a1, cG * H); TAKE(m->enc_h.bn, cG * H); TAKE(m->enc_h.g1, cG * H);
     for (int64_t l = 0; l < L; l++) {
         layer_acts *a = &m->layers[l];
+        if (plain) { TAKE(a->h, cN * H); TAKE(m->gnn_act[l], gnn_block_act_size(&m->spec, cN, cE)); continue; }
         TAKE(a->z, cN * H); TAKE(a->comb_n, cN * H); TAKE(a->na, cN * H); TAKE(a->nd, cN * H);
         TAKE(a->h, cN * H); TAKE(a->comb_e, cE * H); TAKE(a->ea, cE * H); TAKE(a->ed, cE * H); TAKE(a->e, cE * H);
     }
@@ -244,6 +272,7 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     TAKE(m->in_ea, cE * Fe);
     TAKE(m->enc_n.xu, DEDUP_MAX * Fn); TAKE(m->enc_n.outu, DEDUP_MAX * H);
     TAKE(m->enc_e.xu, DEDUP_MAX * Fe); TAKE(m->enc_e.outu, DEDUP_MAX * H);
+    if (plain) TAKE(m->gnn_scratch, gnn_block_scratch_size(&m->spec, cN, cE));
 #undef TAKE
     if (p != act + total) return CM_ERR_VALUE;   /* the budget above is out of date */
     int64_t *q = csr;
@@ -403,10 +432,18 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
     scatter_csr(m->ng_ptr, m->ng_rows, node_graph, N, G);
     scatter_csr(m->eg_ptr, m->eg_rows, edge_graph, E, G);
     encoder_forward(m, &m->enc_n, &m->bn[0], m->t.enc_node, x, N, c->node_in, H, m->enc_n.out, training, 1);
-    encoder_forward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, ea, E, c->edge_in, H, m->enc_e.out, training, 1);
+    const int plain = c->conv != GNN_DICE;
+    if (!plain) encoder_forward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, ea, E, c->edge_in, H, m->enc_e.out, training, 1);
+    m->graph = (gnn_graph){N, E, src, dst, m->dst_ptr, m->dst_edges, m->src_ptr, m->src_edges};
     const real *h = m->enc_n.out, *e = m->enc_e.out;
     for (int l = 0; l < c->layers; l++) {
         layer_acts *a = &m->layers[l];
+        if (plain) {   /* a gnn.c layer, then GELU and dropout */
+            gnn_block_forward(a->h, m->gnn_act[l], h, m->gnn_p[l], &m->graph, &m->spec, training, c->dropout,
+                              mix64(seed ^ mix64((uint64_t)l * 2 + 0x5151)));
+            h = a->h;
+            continue;
+        }
         /* z = sum over edges into n of h[src] * e (one pass, no message buffer) */
         gine_message_forward(a->z, h, e, src, m->dst_ptr, m->dst_edges, N, H);
         gin_combine_forward(a->comb_n, h, a->z, m->eps_store[0][l], N, H);
@@ -419,7 +456,7 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
     }
     memset(m->pooled, 0, sizeof(real) * (size_t)(G * H));
     segment_sum(m->pooled, h, m->ng_ptr, m->ng_rows, G, H);
-    segment_sum(m->pooled, e, m->eg_ptr, m->eg_rows, G, H);
+    if (!plain) segment_sum(m->pooled, e, m->eg_ptr, m->eg_rows, G, H);
     encoder_forward(m, &m->enc_h, &m->bn[2], m->t.head, m->pooled, G, H, c->out, y, training, 0);
     return CM_OK;
 }
@@ -437,13 +474,20 @@ cm_status cm_dice_backward(cm_dice *m, const real *dy, cm_error *err) {
     /* pooling: every row of a graph receives its graph's gradient (a gather, written) */
     real *dh = m->dbuf[1], *de = m->dbuf[2];
     gather_rows_forward(dh, dpooled, m->node_graph, N, H);
-    gather_rows_forward(de, dpooled, m->edge_graph, E, H);
+    const int plain = c->conv != GNN_DICE;
+    if (!plain) gather_rows_forward(de, dpooled, m->edge_graph, E, H);
     real *dh_prev = m->dbuf[3], *de_prev = m->dbuf[4], *dcomb = m->dbuf[5], *dz = m->dbuf[6];
     for (int l = c->layers - 1; l >= 0; l--) {
         layer_acts *a = &m->layers[l];
         const real *h_in = l ? m->layers[l - 1].h : m->enc_n.out;
         const real *e_in = l ? m->layers[l - 1].e : m->enc_e.out;
         memset(dh_prev, 0, sizeof(real) * (size_t)(N * H));
+        if (plain) {
+            gnn_block_backward(dh_prev, m->gnn_g[l], dh, h_in, m->gnn_p[l], m->gnn_act[l], &m->graph, &m->spec,
+                               m->gnn_scratch);
+            real *t = dh; dh = dh_prev; dh_prev = t;
+            continue;
+        }
         memset(de_prev, 0, sizeof(real) * (size_t)(E * H));
         memset(dz, 0, sizeof(real) * (size_t)(N * H));
         /* e' = MLP_e(comb_e), comb_e = (1 + eps_e) e + z[src] - z[dst]: d comb_e is also the
@@ -460,7 +504,7 @@ cm_status cm_dice_backward(cm_dice *m, const real *dy, cm_error *err) {
         real *t = dh; dh = dh_prev; dh_prev = t;
         t = de; de = de_prev; de_prev = t;
     }
-    encoder_backward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, m->g.enc_edge, m->eain, E, c->edge_in, H, de, NULL);
+    if (!plain) encoder_backward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, m->g.enc_edge, m->eain, E, c->edge_in, H, de, NULL);
     encoder_backward(m, &m->enc_n, &m->bn[0], m->t.enc_node, m->g.enc_node, m->x, N, c->node_in, H, dh, NULL);
     return CM_OK;
 }

@@ -2,10 +2,13 @@
  *
  * node features x[N,Fn] -> Linear -> BatchNorm -> GELU -> Linear -> h0[N,H]
  * edge features a[E,Fe] -> Linear -> BatchNorm -> GELU -> Linear -> e0[E,H]
- * L layers of GIN with edge-feature update:
+ * L layers of GIN with edge-feature update (conv GNN_DICE, the default):
  *     m_e = h[src_e] * e_e;  z_n = sum_{dst_e = n} m_e
  *     h'  = MLP_n((1 + eps_n) h + z);   e' = MLP_e((1 + eps_e) e + z[src] - z[dst])
  *     MLP = Linear -> GELU -> Dropout(p) -> Linear
+ * or L plain layers from gnn.h (conv GNN_GIN, GNN_GCN, GNN_SAGE, GNN_GAT), each followed by
+ *     GELU -> Dropout(p): they read node states and edge_index only, so the edge encoder is
+ *     not built and the readout sums nodes alone.
  * readout: g = sum of a graph's h_L rows + sum of its e_L rows -> Linear -> BatchNorm -> GELU
  *          -> Linear -> y[G,D]
  * Sizes: N nodes, E edges, G graphs, Fn/Fe input widths, H hidden (DICE: 512), D output
@@ -22,6 +25,8 @@
 typedef struct {
     int node_in, edge_in, hidden, out, layers;
     float dropout, bn_eps, bn_momentum;
+    int conv;                /* gnn_conv (gnn.h); 0 = DICE's GIN with edge features */
+    int heads, gat_concat;   /* GAT only (gnn_spec's heads, concat) */
 } cm_dice_config;
 
 enum { DICE_ENC_W1, DICE_ENC_B1, DICE_ENC_G, DICE_ENC_BETA, DICE_ENC_W2, DICE_ENC_B2, DICE_ENC_N };

@@ -36,8 +36,9 @@ static PyObject *py_dice_init(PyObject *self, PyObject *args) {
     (void)self;
     cm_dice_config c;
     unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "iiiiifffK", &c.node_in, &c.edge_in, &c.hidden, &c.out, &c.layers, &c.dropout, &c.bn_eps,
-                          &c.bn_momentum, &seed))
+    c.conv = 0; c.heads = 1; c.gat_concat = 1;   /* DICE's own layers unless asked */
+    if (!PyArg_ParseTuple(args, "iiiiifffK|iii", &c.node_in, &c.edge_in, &c.hidden, &c.out, &c.layers, &c.dropout, &c.bn_eps,
+                          &c.bn_momentum, &seed, &c.conv, &c.heads, &c.gat_concat))
         return NULL;
     cm_dice *m;
     cm_error err;
@@ -205,7 +206,8 @@ out:
 
 static PyMethodDef nn_methods[] = {
     {"dice_init", py_dice_init, METH_VARARGS,
-     "dice_init(node_in, edge_in, hidden, out, layers, dropout, bn_eps, bn_momentum, seed) -> model"},
+     "dice_init(node_in, edge_in, hidden, out, layers, dropout, bn_eps, bn_momentum, seed, conv=0, heads=1, "
+     "gat_concat=1) -> model; conv: 0 dice, 1 gin, 2 gcn, 3 sage, 4 gat"},
     {"dice_arrays", py_dice_arrays, METH_O, "{'params', 'grads', 'buffers': float32 views, 'tensors': [(name, size)]}"},
     {"dice_forward", py_dice_forward, METH_VARARGS,
      "dice_forward(model, x, edge_attr, edge_index, batch, edge_batch, num_graphs, training, seed) -> y"},
