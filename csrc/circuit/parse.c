@@ -1540,8 +1540,10 @@ static cm_status collect(ctx *x) {
  *    instantiate(). C (parallel): devices, terminals and parameters are written where B put
  *    them, while one thread inserts the device names of the runs after the last instantiate().
  * The result does not depend on K. Buffers are sized from counts of each chunk's lines and
- * '=' signs, not grown card by card. On any failure cm_circuit_parse reads the netlist again
- * with the reference reader, so that errors are the reference's, word for word.
+ * '=' signs, not grown card by card; the parameters are written once, into what becomes
+ * circuit.params when no card goes to instantiate() (fast_plan). On any failure
+ * cm_circuit_parse reads the netlist again with the reference reader, so that errors are the
+ * reference's, word for word.
  * Keep fast_card in step with instantiate() and add_params() for the forms it accepts. */
 
 #ifdef _OPENMP
@@ -1557,7 +1559,7 @@ typedef struct {           /* a pre-read card: one per line, so kept to 32 bytes
     uint8_t use;           /* pass A: a plain top-level card, for passes B and C */
     uint8_t n_nets;
     int8_t kind;           /* cm_device_kind, set by pass A */
-    uint16_t n_params;     /* its parameters follow those of the cards before it in fchunk.params */
+    uint16_t n_params;     /* its parameters follow those of the cards before it in fchunk.prm */
     uint16_t name_len;     /* its name is its first token, at offset 0 of its text */
     int32_t net[4];        /* local ids in fchunk.nets */
     union {
@@ -1592,7 +1594,7 @@ typedef struct {
     cm_param *prm;         /* [max_params] parameters, names as local ids in strs, in the round's
                            * buffer (see fast_round): where possible it becomes circuit.params */
     cm_param *prm_owner;   /* the round's buffer, held by the round's first chunk (else NULL) */
-    int64_t prm_at;        /* prm - prm_owner of the round's first chunk: where this chunk's start */
+    int64_t prm_at;        /* where prm starts in the round's buffer */
     int64_t n_params;
     ftok *toks[2]; int32_t cap_toks[2], n_toks[2];   /* tokens of the last card and of the line being
                            * read (n_toks -1: the card holds a character left to the reference) */
