@@ -55,10 +55,11 @@ import sys, numpy as np
 from circml import _core
 from circml.datasets import circuit_library
 from circml.dice import augment_batch
-b = augment_batch([e.circuit for e in circuit_library()][:24], 2, 1, 1, seed=5)
+b = augment_batch([e.circuit for e in circuit_library()], 2, 1, 1, seed=5)
 g = b.graph
 eb = g.batch[g.edge_index[0]]
-m = _core.dice_init(g.x.shape[1], g.edge_attr.shape[1], 64, 32, 2, 0.2, 1e-5, 0.1, 11)
+# wide enough (E x 256 values, E x 256 x 256 products) that every kernel runs with a team
+m = _core.dice_init(g.x.shape[1], g.edge_attr.shape[1], 256, 64, 2, 0.2, 1e-5, 0.1, 11)
 y = _core.dice_forward(m, g.x, g.edge_attr, g.edge_index, g.batch, eb, g.num_graphs, True, 77)
 loss, dy, _ = _core.contrastive_loss(y, b.base, b.negative.astype(np.uint8), 0.05, 0.2, 0.05)
 _core.dice_zero_grad(m)
