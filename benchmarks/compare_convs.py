@@ -2,7 +2,8 @@
 
 For each split seed s: held_out_split(library, 0.25, seed=s), an encoder with the default
 config and seed s for each conv, quality_report before and after pretraining on the training
-circuits, and the pretraining wall time (noisy on a shared machine). Prints a Markdown table.
+circuits. Prints a Markdown table (the JSON rows also hold the pretraining wall time, which on a
+shared machine says more about the other jobs than about the model).
 
     python benchmarks/compare_convs.py --splits 0 1 2
 """
@@ -42,15 +43,15 @@ def main():
                        final_loss=enc.history["train_loss"][-1])
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("\n| conv | parameters | NN accuracy untrained → pretrained | alignment | uniformity | pretrain s |")
-    print("|---|---|---|---|---|---|")
+    print("\n| conv | parameters | NN accuracy untrained → pretrained | alignment | uniformity |")
+    print("|---|---|---|---|---|")
     for conv in args.convs:
         r = [x for x in rows if x["conv"] == conv]
         m = lambda k: float(np.mean([x[k] for x in r]))  # noqa: E731
         accs = ", ".join(f"{x['after_nn_accuracy']:.3f}" for x in r)
         print(f"| {conv} | {r[0]['params']:,} | {m('before_nn_accuracy'):.3f} → **{m('after_nn_accuracy'):.3f}**"
               f"{' (' + accs + ')' if len(r) > 1 else ''} | {m('after_alignment'):.3f} | {m('after_uniformity'):.3f} "
-              f"| {m('seconds'):.0f} |")
+              "|")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
