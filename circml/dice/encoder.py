@@ -303,6 +303,7 @@ class DiceEncoder:
     Example:
         >>> enc = DiceEncoder(DiceConfig.paper(), seed=1)    # DICE's size
         >>> enc = DiceEncoder(hidden=64, out=32)              # a small one
+        >>> enc = DiceEncoder(conv="gat", heads=4)            # plain GAT layers instead of DICE's
     """
 
     def __init__(self, config: Optional[DiceConfig] = None, seed: int = 0, **overrides):
