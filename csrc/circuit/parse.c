@@ -2307,6 +2307,18 @@ static cm_status fast_reserve(ctx *x, int64_t n_dev, int64_t n_term, int64_t n_p
     return CM_OK;
 }
 
+/* Room for one run's plain devices, terminals and parameters before pass B gives them their
+ * places. fast_plan reserved room for every plain card with some slack, but the cards pass B
+ * hands to instantiate() (those between chunks, e.g. after a mid-file .include) add devices
+ * of their own and may use up that slack: then grow, by half again at least. */
+static cm_status fast_room(ctx *x, int64_t n_dev, int64_t n_term, int64_t n_param) {
+    const cm_circuit *c = x->c;
+    if (c->n_devices + n_dev <= c->cap_devices && c->n_terms + n_term <= c->cap_terms &&
+        c->n_params + n_param <= c->cap_params)
+        return CM_OK;
+    return fast_reserve(x, n_dev + c->cap_devices / 2, n_term + c->cap_terms / 2, n_param + c->cap_params / 2);
+}
+
 /* Device names of the run's plain cards [i, seg->card_end) of chunk ch, in order; ids must
  * come out as the device indices pass B gave them. A duplicate is an error (the reference
  * words it). The devices get their file and line now: a later card read by instantiate()
@@ -2416,6 +2428,9 @@ static cm_status fast_pass_b(ctx *x, fast_state *f, const scope *top) {
             net0 = seg->net_end;
             str0 = seg->str_end;
             if ((int64_t)c->n_devices + seg->n_dev > INT32_MAX || c->n_terms + seg->n_term > INT32_MAX) return nomem(x);
+            /* only with cards for instantiate(): without them the plan's room is exact, the
+             * parameters may live in place, and pass C may already be writing */
+            if (last_other >= 0 && fast_room(x, seg->n_dev, seg->n_term, seg->n_param)) return nomem(x);
             seg->dev_base = c->n_devices;
             seg->term_base = c->n_terms;
             seg->param_base = c->n_params;
