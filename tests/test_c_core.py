@@ -96,3 +96,55 @@ def test_leak_checker_is_live(c_test_binary, tmp_path):
     if LSAN_BROKEN in run.stderr:
         pytest.skip("LeakSanitizer cannot run in this environment (ptrace restricted)")
     assert run.returncode != 0 and "detected memory leaks" in run.stderr, run.stderr
+
+
+_READ_ONE = r"""
+#include "circuit.h"
+#include <stdio.h>
+int main(int argc, char **argv) {
+    cm_parse_options o;
+    cm_parse_options_default(&o);
+    o.allow_control = 1;
+    cm_circuit *c = NULL;
+    cm_error e;
+    cm_status st = cm_circuit_read(argv[1], &o, &c, &e);
+    printf("%d %d\n", (int)st, c ? c->n_devices : -1);
+    cm_circuit_free(c);
+    return 0;
+}
+"""
+
+
+def test_fast_reader_room_after_mid_file_cards_under_asan(tmp_path):
+    """Cards read by instantiate() between the fast reader's chunks (a mid-file .include, .lib
+    and .control) add devices of their own; the plain devices after them must still get room.
+    This netlist once made pass B write past the devices array (found by a crash in CI, shown by
+    valgrind); under AddressSanitizer the overflow fails the run every time."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_parse_fast import make_netlist
+    from circml import _core
+
+    (tmp_path / "models.inc").write_text(".model nx nmos level=1\nrinc incl 0 1k\n")
+    (tmp_path / "lib.l").write_text(".lib tt\n.model px pmos level=1\n.endl tt\n")
+    body = make_netlist(30_000, seed=3, end=False).splitlines()
+    k = len(body) // 2
+    lines = body[:k] + [".include models.inc", "mi1 a b c 0 nx w=1u l=1u", ".lib lib.l tt", "mi2 a b c vdd! px",
+                        ".endl", "+ w=2u", ".control", "run", ".endc"] + body[k:] + [".end"]
+    net = tmp_path / "state.sp"
+    net.write_text("\n".join(lines) + "\n")
+    src = tmp_path / "read_one.c"
+    src.write_text(_READ_ONE)
+    exe = tmp_path / "read_one"
+    sources = [str(src)] + [str(f) for sub in ("util", "circuit") for f in sorted((CSRC / sub).glob("*.c"))]
+    cmd = [_gcc(), "-std=c11", "-D_GNU_SOURCE", "-g", "-fopenmp", "-Wno-unknown-pragmas", f"-I{CSRC / 'circuit'}",
+           "-fsanitize=address", "-fno-omit-frame-pointer", "-o", str(exe)] + sources + ["-lm"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    if r.returncode != 0:
+        pytest.skip(f"no OpenMP + AddressSanitizer build here: {r.stderr[-500:]}")
+    env = dict(_env(detect_leaks=0), OMP_NUM_THREADS="2")
+    run = subprocess.run([str(exe), str(net)], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0 and "AddressSanitizer" not in run.stderr, run.stderr[-4000:]
+    ref = len(_core.info(_core.read(str(net), reference=True, allow_control=True))["kind"])
+    assert run.stdout.split() == ["0", str(ref)], run.stdout
