@@ -26,7 +26,7 @@
  * place (its panel then stays nearer); NC: column block; MR_MAX, NR_MAX: the largest tile */
 enum { KC_PACKED = 512, KC_IN_PLACE = 256, KC_MAX = 512, NC = 1024, MR_MAX = 12, NR_MAX = 32 };   /* MC below */
 /* below this many multiply-adds a call runs on the calling thread: waking the team costs more */
-#define GEMM_SERIAL_MACS 8000000.0
+#define GEMM_SERIAL_MACS 1000000.0
 
 typedef void (*ukernel_fn)(int64_t kc, const real *a, int64_t a_rs, int64_t a_cs, const real *b, int64_t b_rs, real *c,
                            int64_t ldc, int add_c, const real *bias);

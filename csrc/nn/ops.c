@@ -47,7 +47,7 @@ double cm_uniform(uint64_t seed, uint64_t i) {
 /* Work split for elementwise loops: fixed chunks (their boundaries never depend on the thread
  * count), and no team for small arrays, where waking threads costs more than the loop. */
 #define EW_CHUNK 16384
-#define EW_PARALLEL_MIN 262144   /* ~1 MB of floats, ~0.1 ms: below that a descheduled thread on a busy machine costs more than a team saves */
+#define EW_PARALLEL_MIN 32768   /* 128 KB of floats: below that waking a team costs more than it saves (on a busy machine a descheduled thread costs more still: 262144 there) */
 
 /* ---------------------------------------------------------------- linear */
 /* The products run in gemm.c (cache-blocked, SIMD, OpenMP); the _ref versions are the plain
