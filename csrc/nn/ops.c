@@ -1,10 +1,11 @@
 /* ops.c: forward/backward of the basic layers (see ops.h for conventions and sizes).
  * Linear goes through gemm.c. The elementwise, batch-norm and message-passing kernels are
- * vectorised per CPU (see "vector paths" below) and summed in fixed orders, so every result is
+ * vectorised per CPU (dispatch.h) and summed in fixed orders, so every result is
  * the same for any thread count; the _ref functions are the plain loops they are tested
  * against (csrc/tests/test_nn_fast.c). */
 #include "ops.h"
 #include "gemm.h"
+#include "dispatch.h"   /* elementwise kernels: one body, three paths picked by the CPU */
 #include <math.h>
 #include <string.h>
 
@@ -18,31 +19,6 @@ static uint64_t mix64(uint64_t x) {
 double cm_uniform(uint64_t seed, uint64_t i) {
     return (double)(mix64(seed ^ mix64(i)) >> 11) * (1.0 / 9007199254740992.0);
 }
-
-/* ---------------------------------------------------------------- vector paths
- * Elementwise kernels are written as plain loops over an always-inline body and compiled three
- * times: for AVX-512, for AVX2 (both with FMA, and allowed to contract a * b + c into one FMA,
- * which halves the polynomials' cost) and for the build's baseline (ISO C: no contraction).
- * CM_DISPATCH picks one by the CPU, as gemm does (gemm_set_isa moves both). Any one path gives
- * the same bits for any thread count; the paths agree with each other to float rounding. */
-#if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && defined(__x86_64__)
-#define CM_INLINE static inline __attribute__((always_inline))
-#define CM_DISPATCH(name, body, params, args)                                                                 \
-    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"), optimize("fp-contract=fast"))) static void  \
-        name##_avx512 params { body args; }                                                                  \
-    __attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) static void name##_avx2 params { body args; } \
-    static void name##_base params { body args; }                                                            \
-    static void name params {                                                                                \
-        gemm_isa isa = gemm_get_isa();                                                                       \
-        if (isa == GEMM_ISA_AVX512) name##_avx512 args;                                                      \
-        else if (isa == GEMM_ISA_AVX2) name##_avx2 args;                                                     \
-        else name##_base args;                                                                               \
-    }
-#else
-#define CM_INLINE static inline
-#define CM_DISPATCH(name, body, params, args) \
-    static void name params { body args; }
-#endif
 
 /* Work split for elementwise loops: fixed chunks (their boundaries never depend on the thread
  * count), and no team for small arrays, where waking threads costs more than the loop. */

@@ -9,29 +9,10 @@
 #include <math.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- vector paths
- * As in ops.c: the forward kernels of layer norm and attention are plain loops over an
- * always-inline body, compiled for AVX-512, AVX2 (both may contract a * b + c into an FMA) and
- * the baseline, picked by gemm_get_isa(). Every path sums in a fixed order per row, so results
- * do not depend on the thread count or on the batch a row sits in. */
-#if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && defined(__x86_64__)
-#define TF_INLINE static inline __attribute__((always_inline))
-#define TF_DISPATCH(name, body, params, args)                                                                 \
-    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"), optimize("fp-contract=fast"))) static void  \
-        name##_avx512 params { body args; }                                                                  \
-    __attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) static void name##_avx2 params { body args; } \
-    static void name##_base params { body args; }                                                            \
-    static void name params {                                                                                \
-        gemm_isa isa = gemm_get_isa();                                                                       \
-        if (isa == GEMM_ISA_AVX512) name##_avx512 args;                                                      \
-        else if (isa == GEMM_ISA_AVX2) name##_avx2 args;                                                     \
-        else name##_base args;                                                                               \
-    }
-#else
-#define TF_INLINE static inline
-#define TF_DISPATCH(name, body, params, args) \
-    static void name params { body args; }
-#endif
+/* The forward kernels of layer norm and attention use dispatch.h's three paths; every path
+ * sums in a fixed order per row, so results do not depend on the thread count or on the batch
+ * a row sits in. */
+#include "dispatch.h"
 
 /* The blocks' Linear forwards: in bf16 when the calling thread has opened a bf16 weight cache
  * (gemm_bf16.h; the diffusion model's sampling with precision bf16) and the CPU has the
@@ -47,7 +28,7 @@ static void tf_linear_forward(real *out, const real *inp, const real *w, const r
  * parts, degree-6 polynomial, 2^n by exponent bits), within ~2 ulp on [-87, 0], branch-free so
  * it vectorises; below -87 it returns exp(-87) ~ 1.6e-38, which a softmax cannot tell from 0.
  * double (the gradient tests' build): the libm exp. */
-TF_INLINE real tf_exp(real x) {
+CM_INLINE real tf_exp(real x) {
 #ifdef CM_REAL_IS_FLOAT
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
@@ -73,7 +54,7 @@ TF_INLINE real tf_exp(real x) {
 
 /* Mean and variance in 16 lane sums per row (a fixed order, so it vectorises), then the lanes
  * by a fixed tree; biased variance, as PyTorch. */
-TF_INLINE void layernorm_rows_body(real *out, real *mean, real *rstd, const real *inp, const real *weight,
+CM_INLINE void layernorm_rows_body(real *out, real *mean, real *rstd, const real *inp, const real *weight,
                                    const real *bias, int64_t n0, int64_t n1, int C) {
     for (int64_t n = n0; n < n1; n++) {
         const real *x = inp + n * C;
@@ -99,7 +80,7 @@ TF_INLINE void layernorm_rows_body(real *out, real *mean, real *rstd, const real
         rstd[n] = r;
     }
 }
-TF_DISPATCH(layernorm_rows, layernorm_rows_body,
+CM_DISPATCH(layernorm_rows, layernorm_rows_body,
             (real *out, real *mean, real *rstd, const real *inp, const real *weight, const real *bias, int64_t n0,
              int64_t n1, int C), (out, mean, rstd, inp, weight, bias, n0, n1, C))
 
@@ -227,7 +208,7 @@ void residual_backward(real *dinp1, real *dinp2, const real *dout, int64_t n) {
  * order) and out = sum_s att[s] v[s] (s ascending, 16 channels at a time). Fixed 16-wide
  * accumulators stay in registers. */
 #define ATT_KT 4096
-TF_INLINE void attention_bh_body(real *out, real *att, const real *q, const real *k, const real *v, int T, int S,
+CM_INLINE void attention_bh_body(real *out, real *att, const real *q, const real *k, const real *v, int T, int S,
                                  int C, int hs, int ldq, int ldkv, real scale) {
     real kt[ATT_KT];
     const int per = hs <= ATT_KT / 16 ? ATT_KT / (16 * hs) : 0;   /* 16-key blocks per fill of kt */
@@ -293,7 +274,7 @@ TF_INLINE void attention_bh_body(real *out, real *att, const real *q, const real
     }
 }
 
-TF_DISPATCH(attention_bh_generic, attention_bh_body,
+CM_DISPATCH(attention_bh_generic, attention_bh_body,
             (real *out, real *att, const real *q, const real *k, const real *v, int T, int S, int C, int hs, int ldq,
              int ldkv, real scale), (out, att, q, k, v, T, S, C, hs, ldq, ldkv, scale))
 
