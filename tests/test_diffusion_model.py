@@ -14,12 +14,10 @@
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,30 +26,13 @@ from circml import _core
 from circml.sizing import (DiffusionSizer, MinMaxScale, PolynomialExpansion, RelaxSpecs, SizerConfig, Standardize,
                            parse_directions)
 
-ROOT = Path(__file__).resolve().parent.parent
-CC = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
+from _cbuild import exe_fixture  # noqa: E402
 SOURCES = ["csrc/tests/test_diffusion_model.c", "csrc/diffusion/model.c", "csrc/diffusion/schedule.c",
            "csrc/nn/mlp.c", "csrc/nn/transformer.c", "csrc/nn/ops.c", "csrc/nn/gemm.c", "csrc/util/status.c"]
 
 
 # -- the C test program ----------------------------------------------------------------------
-def _build(out_dir, extra):
-    exe = Path(out_dir) / "test_diffusion_model"
-    cmd = [CC, "-std=c11", "-O1", "-g", "-Wall", "-Wno-unknown-pragmas", "-D_GNU_SOURCE", "-DCM_REAL=double", *extra,
-           *[str(ROOT / s) for s in SOURCES], "-lm", "-o", str(exe)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    return exe if r.returncode == 0 else None
-
-
-@pytest.fixture(scope="module")
-def exe(tmp_path_factory):
-    if CC is None:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("diffusion_model")
-    built = (_build(d, ["-fopenmp", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
-             or _build(d, ["-fopenmp"]) or _build(d, []))
-    assert built is not None, "could not compile csrc/tests/test_diffusion_model.c"
-    return built
+exe = exe_fixture("test_diffusion_model", SOURCES, ["-D_GNU_SOURCE", "-DCM_REAL=double"])
 
 
 def _run(exe, threads, *args):

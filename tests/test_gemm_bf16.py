@@ -14,40 +14,21 @@
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from circml import _core
 
-ROOT = Path(__file__).resolve().parent.parent
-CC = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
+from _cbuild import ROOT, exe_fixture  # noqa: E402
 SOURCES = ["csrc/tests/test_gemm_bf16.c", "csrc/nn/gemm_bf16.c", "csrc/nn/gemm.c"]
 HAS_BF16 = _core.gemm_bf16_info()["cpu"]
 
 
-def _build(out_dir, extra):
-    exe = Path(out_dir) / "test_gemm_bf16"
-    cmd = [CC, "-std=c11", "-O1", "-g", "-Wall", "-Wno-unknown-pragmas", "-D_GNU_SOURCE", *extra,
-           *[str(ROOT / s) for s in SOURCES], "-lm", "-o", str(exe)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    return exe if r.returncode == 0 else None
-
-
-@pytest.fixture(scope="module")
-def exe(tmp_path_factory):
-    if CC is None:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("gemm_bf16")
-    built = (_build(d, ["-fopenmp", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
-             or _build(d, ["-fopenmp"]) or _build(d, []))
-    assert built is not None, "could not compile csrc/tests/test_gemm_bf16.c"
-    return built
+exe = exe_fixture("test_gemm_bf16", SOURCES, ["-D_GNU_SOURCE"])
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])

@@ -14,7 +14,6 @@
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -30,30 +29,13 @@ from circml.sizing import (ANNConfig, DiffusionMLPSizer, DiffusionSizer, Evoluti
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_diffusion_model import DIRECTIONS, HI, LO, U_TARGETS, _data, _perf, _u, _X  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-CC = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
+from _cbuild import exe_fixture  # noqa: E402
 SOURCES = ["csrc/tests/test_mlp_grad.c", "csrc/nn/mlp.c", "csrc/diffusion/model.c", "csrc/diffusion/schedule.c",
            "csrc/nn/transformer.c", "csrc/nn/ops.c", "csrc/nn/gemm.c", "csrc/util/status.c"]
 
 
 # -- the C test program ----------------------------------------------------------------------
-def _build(out_dir, extra):
-    exe = Path(out_dir) / "test_mlp_grad"
-    cmd = [CC, "-std=c11", "-O1", "-g", "-Wall", "-Wno-unknown-pragmas", "-D_GNU_SOURCE", "-DCM_REAL=double", *extra,
-           *[str(ROOT / s) for s in SOURCES], "-lm", "-o", str(exe)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    return exe if r.returncode == 0 else None
-
-
-@pytest.fixture(scope="module")
-def exe(tmp_path_factory):
-    if CC is None:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("mlp_grad")
-    built = (_build(d, ["-fopenmp", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
-             or _build(d, ["-fopenmp"]) or _build(d, []))
-    assert built is not None, "could not compile csrc/tests/test_mlp_grad.c"
-    return built
+exe = exe_fixture("test_mlp_grad", SOURCES, ["-D_GNU_SOURCE", "-DCM_REAL=double"])
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])

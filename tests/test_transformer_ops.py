@@ -5,37 +5,18 @@ thread-count independence, and agreement with PyTorch's nn.TransformerEncoderLay
 import json
 import math
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CC = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
+from _cbuild import ROOT, exe_fixture  # noqa: E402
 SOURCES = ["csrc/tests/test_transformer_grad.c", "csrc/nn/transformer.c", "csrc/nn/ops.c"]
 # ops.c's Linear may run on the matrix-product kernel of gemm.c: link it when it is there
 SOURCES += [s for s in ["csrc/nn/gemm.c"] if (ROOT / s).exists()]
 
 
-def _build(out_dir, extra):
-    exe = Path(out_dir) / "test_transformer_grad"
-    cmd = [CC, "-std=c11", "-O1", "-g", "-Wall", "-Wno-unknown-pragmas", "-DCM_REAL=double", *extra,
-           *[str(ROOT / s) for s in SOURCES], "-lm", "-o", str(exe)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    return exe if r.returncode == 0 else None
-
-
-@pytest.fixture(scope="module")
-def exe(tmp_path_factory):
-    if CC is None:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("transformer")
-    built = (_build(d, ["-fopenmp", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
-             or _build(d, ["-fopenmp"]) or _build(d, []))
-    assert built is not None, "could not compile csrc/tests/test_transformer_grad.c"
-    return built
+exe = exe_fixture("test_transformer_grad", SOURCES, ["-DCM_REAL=double"])
 
 
 def _run(exe, threads, *args):
