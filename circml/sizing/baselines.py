@@ -25,7 +25,6 @@ their ranges, performances standardised, expanded to degree 2 and standardised a
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
 import json
 import multiprocessing
 import os
@@ -75,6 +74,25 @@ def _read_npz(path: Union[str, Path], fmt: str) -> Tuple[dict, Dict[str, np.ndar
         if not isinstance(v, int) or not 1 <= v <= FORMAT_VERSION:
             raise ValueError(f"{path}: format version {v!r}; this circml reads 1..{FORMAT_VERSION}")
         return h, {k: z[k] for k in z.files if k != "__header__"}
+
+
+def _restore(s, h: dict, z: Dict[str, np.ndarray], adam_step):
+    """What the baselines' ``load`` share: scalers, model, weights, Adam moments and step,
+    names and history, from a header ``h`` and arrays ``z`` written by their ``save``."""
+    xs = h["x_scale"]
+    s._x_scale = MinMaxScale(xs["lo"], xs["hi"], xs["log"])
+    s._y_std = Standardize(h["y_std"]["mean"], h["y_std"]["std"])
+    s._f_std = Standardize(h["f_std"]["mean"], h["f_std"]["std"])
+    s._build(h["n_sizes"], h["n_metrics"])
+    s.load_state_dict(z)
+    P = s._arrays["params"].size
+    mom = s._arrays["moments"]
+    mom[:P], mom[P:] = z["__adam_m__"], z["__adam_v__"]
+    adam_step(s._model, int(h["adam_step"]))
+    s.directions, s.size_names, s.metric_names = h["directions"], h["size_names"], h["metric_names"]
+    s.history, s.epochs_trained, s.steps_trained = h["history"], h["epochs_trained"], h["steps_trained"]
+    s.fit_time = float(h.get("fit_time", 0.0))
+    return s
 
 
 def _progress(enabled: bool, total: int, desc: str, unit: str):
@@ -185,20 +203,7 @@ class DiffusionMLPSizer(DiffusionSizer):
         """Read a sizer written by :meth:`save`."""
         h, z = _read_npz(path, cls.FORMAT)
         s = cls(MLPSizerConfig(**h["config"]), seed=h["seed"])
-        xs = h["x_scale"]
-        s._x_scale = MinMaxScale(xs["lo"], xs["hi"], xs["log"])
-        s._y_std = Standardize(h["y_std"]["mean"], h["y_std"]["std"])
-        s._f_std = Standardize(h["f_std"]["mean"], h["f_std"]["std"])
-        s._build(h["n_sizes"], h["n_metrics"])
-        s.load_state_dict(z)
-        P = s._arrays["params"].size
-        mom = s._arrays["moments"]
-        mom[:P], mom[P:] = z["__adam_m__"], z["__adam_v__"]
-        _core.diffusion_adam_step(s._model, int(h["adam_step"]))
-        s.directions, s.size_names, s.metric_names = h["directions"], h["size_names"], h["metric_names"]
-        s.history, s.epochs_trained, s.steps_trained = h["history"], h["epochs_trained"], h["steps_trained"]
-        s.fit_time = float(h.get("fit_time", 0.0))
-        return s
+        return _restore(s, h, z, _core.diffusion_adam_step)
 
     def __repr__(self) -> str:
         c = self.config
@@ -494,20 +499,7 @@ class InverseANNSizer:
         cfg = dict(h["config"])
         cfg["hidden"] = tuple(cfg["hidden"])
         s = cls(ANNConfig(**cfg), seed=h["seed"])
-        xs = h["x_scale"]
-        s._x_scale = MinMaxScale(xs["lo"], xs["hi"], xs["log"])
-        s._y_std = Standardize(h["y_std"]["mean"], h["y_std"]["std"])
-        s._f_std = Standardize(h["f_std"]["mean"], h["f_std"]["std"])
-        s._build(h["n_sizes"], h["n_metrics"])
-        s.load_state_dict(z)
-        P = s._arrays["params"].size
-        mom = s._arrays["moments"]
-        mom[:P], mom[P:] = z["__adam_m__"], z["__adam_v__"]
-        _core.mlp_adam_step(s._model, int(h["adam_step"]))
-        s.directions, s.size_names, s.metric_names = h["directions"], h["size_names"], h["metric_names"]
-        s.history, s.epochs_trained, s.steps_trained = h["history"], h["epochs_trained"], h["steps_trained"]
-        s.fit_time = float(h.get("fit_time", 0.0))
-        return s
+        return _restore(s, h, z, _core.mlp_adam_step)
 
     def __repr__(self) -> str:
         shape = f", sizes={self.n_sizes}, metrics={self.n_metrics}, params={self.num_parameters}" if self.fitted else ""
