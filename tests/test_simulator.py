@@ -53,9 +53,12 @@ Vinn inn 0 DC 0.9
 OTA_ANALYSES = ["op", "ac dec 20 1 1g", "noise v(out) Vinp dec 20 1 1g"]
 
 
-@pytest.fixture
-def sim():
-    with Simulator() as s:
+# A time limit runs ngspice in its background thread (halted on time); none runs it in the
+# calling thread (faster; sweep workers do this and their parent enforces the limit). Both
+# must report errors the same way.
+@pytest.fixture(params=[30.0, None], ids=["background-thread", "calling-thread"])
+def sim(request):
+    with Simulator(timeout=request.param) as s:
         yield s
 
 
@@ -237,8 +240,9 @@ def test_timeout_halts_a_long_simulation(sim):
     assert r.tran["time"][-1] == pytest.approx(4e-6)
 
 
-def test_fatal_exit_marks_the_simulator_dead_and_it_reopens():
-    with Simulator(allow_unsafe=True) as s:
+@pytest.mark.parametrize("timeout", [30.0, None], ids=["background-thread", "calling-thread"])
+def test_fatal_exit_marks_the_simulator_dead_and_it_reopens(timeout):
+    with Simulator(allow_unsafe=True, timeout=timeout) as s:
         with pytest.raises(SimulatorDied):
             s.command("quit")                             # ngspice's controlled exit, not the process's
         assert _core.spice_is_dead(s._handle)

@@ -1,8 +1,9 @@
 /* ngspice.h: libngspice, loaded at run time with dlopen, driven in memory.
  *
  * One simulator per process: libngspice keeps global state and is not thread-safe. A run
- * loads a netlist from memory (ngSpice_Circ), runs its analyses in ngspice's background
- * thread with a time limit, and leaves the result plots readable until cm_spice_reset.
+ * loads a netlist from memory (ngSpice_Circ), runs its analyses (in ngspice's background
+ * thread when a time limit is asked for, else in the caller's) and leaves the result plots
+ * readable until cm_spice_reset.
  * Output lines arrive through ngspice's print callback and are kept to build messages.
  * A fatal error inside ngspice calls our exit callback instead of exiting the process; the
  * instance is then marked dead (CM_ERR_DEAD) and must be closed and opened again, which
@@ -23,7 +24,9 @@ void cm_spice_close(cm_spice *s);
 
 /* Load a netlist (text, lines separated by '\n'; title first; analyses as dot-cards). */
 cm_status cm_spice_load(cm_spice *s, const char *text, size_t len, cm_error *err);
-/* Run the loaded circuit's analyses ("run") in the background thread; timeout <= 0: none. */
+/* Run the loaded circuit's analyses ("run"). timeout > 0: in ngspice's background thread,
+ * halted after `timeout` seconds; timeout <= 0: in the calling thread, no limit (faster: no
+ * thread; callers that need a limit then enforce it from outside, e.g. a parent process). */
 cm_status cm_spice_run(cm_spice *s, double timeout, cm_error *err);
 /* Any other ngspice command, in the calling thread. */
 cm_status cm_spice_command(cm_spice *s, const char *cmd, cm_error *err);
