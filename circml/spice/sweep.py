@@ -4,16 +4,17 @@ them in worker processes, and gather a :class:`~circml.spice.Dataset`.
 ngspice keeps global state, so parallelism is processes, each with one
 :class:`~circml.spice.Simulator`:
 
-* by default a local pool of ``workers`` processes started with the ``spawn`` method (never
-  ``fork``: a forked child would inherit the parent's ngspice state and threads); each opens
-  its Simulator once and receives the testbench once, in the pool initializer;
+* by default circml's :class:`~circml.spice.SimulationPool` of ``workers`` processes started
+  with ``spawn``: single-threaded workers running ngspice in their own thread, time limits
+  enforced by this process, a crash costing one point (pass a pool as ``executor=`` to keep
+  it across sweeps);
 * or any executor with ``submit()`` (``concurrent.futures`` style), e.g. a Dask distributed
   ``Client``: its workers open a Simulator lazily, one per process (a cache keyed by process
-  id), and get the testbench with every chunk.
+  id), get the testbench with every chunk, and keep the time limit themselves.
 
-Both paths run the same loop: points go out in chunks (so per-task overhead stays small next
-to the simulations), a bounded number of chunks is in flight, and results are written to the
-store and the progress bar as chunks complete. Results are placed by point index, so the
+Both paths send points in chunks (so per-task overhead stays small next to the simulations),
+keep a bounded number of chunks in flight, and write results to the store and the progress
+bar as chunks complete. Results are placed by point index, so the
 dataset does not depend on the number of workers or the completion order.
 """
 from __future__ import annotations
@@ -22,25 +23,18 @@ import concurrent.futures as cf
 import dataclasses
 import hashlib
 import math
-import multiprocessing
 import os
 import threading
-import time
 import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .pool import Row, SimulationPool, run_points
 from .store import Dataset, PathLike, SweepStore
 from .testbench import Testbench
 
 METHODS = ("lhs", "sobol", "random")
-
-# Error texts kept per failed point are cut to this many characters (ngspice can be verbose).
-MAX_ERROR_CHARS = 4000
-
-# One finished point as it travels back from a worker: (idx, metrics, status, error, elapsed, pid).
-Row = Tuple[int, List[float], str, str, float, int]
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,7 +147,6 @@ def _designs_sha256(X: np.ndarray) -> str:
 # (ngspice is not thread-safe): use one thread per worker process.
 _SIMS: Dict[int, Any] = {}
 _SIM_LOCK = threading.Lock()
-_POOL_TESTBENCH: Optional[Testbench] = None
 
 
 def _simulator():
@@ -165,51 +158,12 @@ def _simulator():
     return sim
 
 
-def _run_points(tb: Testbench, idx: Sequence[int], X: np.ndarray, sim) -> List[Row]:
-    """Evaluate the designs ``X`` ([k, p]) with indices ``idx``. A point that fails (netlist
-    error, simulation error, timeout, a dead ngspice, a measure that raises) becomes a
-    'failed' row with NaN metrics and the error's text; the next point goes on (a dead
-    ngspice is reopened by the Simulator)."""
-    names, m, pid = tb.param_names, len(tb.metrics), os.getpid()
-    rows: List[Row] = []
-    for i, x in zip(idx, X):
-        design = dict(zip(names, map(float, x)))
-        t0 = time.perf_counter()
-        try:
-            values = tb.evaluate(design, sim)
-            y, status, err = [float(values[k]) for k in tb.metrics], "ok", ""
-        except Exception as e:  # noqa: BLE001 - every failure of a point is data
-            y, status = [math.nan] * m, "failed"
-            err = f"{type(e).__name__}: {e}"[:MAX_ERROR_CHARS]
-        rows.append((int(i), y, status, err, time.perf_counter() - t0, pid))
-    return rows
-
-
 def _remote_chunk(tb: Testbench, idx: Sequence[int], X: np.ndarray) -> List[Row]:
-    """Task for external executors (Dask, ...): the testbench comes with every chunk."""
+    """Task for external executors (Dask, ...): the testbench comes with every chunk, and
+    the time limit is kept in the worker (ngspice's background thread), as nothing outside
+    watches it."""
     with _SIM_LOCK:
-        return _run_points(tb, idx, X, _simulator())
-
-
-def _watch_parent(parent: int) -> None:
-    # A pool worker whose sweep process was killed (SIGKILL) would otherwise wait forever on
-    # its task queue: leave once the parent is gone.
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(1)
-
-
-def _pool_init(tb: Testbench, parent: int) -> None:
-    global _POOL_TESTBENCH
-    _POOL_TESTBENCH = tb
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="circml-parent-watch").start()
-
-
-def _pool_chunk(idx: Sequence[int], X: np.ndarray) -> List[Row]:
-    """Task for the default pool: the testbench was sent once, to the initializer."""
-    with _SIM_LOCK:
-        return _run_points(_POOL_TESTBENCH, idx, X, _simulator())
+        return run_points(tb, idx, X, _simulator())
 
 
 # ---------------------------------------------------------------------------------------
@@ -309,8 +263,9 @@ def sweep(testbench: Testbench, n_or_designs: Union[int, Any], *, method: str = 
             simulates in this process (no Simulator may be open in it meanwhile). The pool
             starts workers with ``spawn``, which imports the main module again: scripts need
             the usual ``if __name__ == "__main__":`` guard.
-        executor: run chunks there instead: a ``dask.distributed.Client`` or any executor
-            with ``submit()``. Each worker process keeps one Simulator open for later sweeps;
+        executor: run chunks there instead: a :class:`~circml.spice.SimulationPool` kept
+            open across sweeps, a ``dask.distributed.Client`` or any executor with
+            ``submit()``. Each worker process keeps one Simulator open for later sweeps;
             threads of one process take turns (ngspice is per process), so give Dask workers
             one thread each.
         store: SQLite file that receives every point as it finishes. If it already holds
@@ -375,7 +330,9 @@ def _simulate(tb: Testbench, X: np.ndarray, todo: np.ndarray, *, n_done: int, st
               workers: Optional[int], executor, progress: bool, chunksize: Optional[int]) -> "_Sink":
     """Simulate the points ``todo`` of ``X``; their results are in the returned sink (and store)."""
     n = X.shape[0]
-    if executor is not None:
+    if isinstance(executor, SimulationPool):
+        parallelism = executor.workers
+    elif executor is not None:
         parallelism = workers or _executor_parallelism(executor)
     elif workers == 0:
         parallelism = 1
@@ -393,30 +350,22 @@ def _simulate(tb: Testbench, X: np.ndarray, todo: np.ndarray, *, n_done: int, st
     run = store.begin_run(len(todo)) if store is not None else 0
     sink = _Sink(n, len(tb.metrics), store, run, X, bar)
     try:
-        if executor is not None:
+        if executor is not None and not isinstance(executor, SimulationPool):
             ex = _as_cf_executor(executor)
             _drive(lambda idx, x: ex.submit(_remote_chunk, tb, idx, x), chunks, 4 * parallelism, sink)
         elif workers == 0:
             from .simulator import Simulator
             with Simulator() as sim:
                 for idx, x in chunks:
-                    sink.add(_run_points(tb, idx, x, sim))
+                    sink.add(run_points(tb, idx, x, sim))
         else:
-            nproc = min(parallelism, len(chunks))
-            # spawn: a fresh interpreter per worker; fork would copy this process's ngspice state.
-            with cf.ProcessPoolExecutor(nproc, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_pool_init, initargs=(tb, os.getpid())) as pool:
-                try:
-                    _drive(lambda idx, x: pool.submit(_pool_chunk, idx, x), chunks, 4 * nproc, sink)
-                except cf.process.BrokenProcessPool as e:
-                    raise RuntimeError(
-                        f"a sweep worker process died ({e}); a simulation may have crashed ngspice. "
-                        + ("The finished points are in the store: run the same sweep again to resume."
-                           if store is not None else "Pass store= to keep finished points across such crashes.")
-                    ) from e
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+            # circml's own pool: time limits enforced from outside, crashes cost one point
+            pool = executor if isinstance(executor, SimulationPool) else SimulationPool(min(parallelism, len(chunks)))
+            try:
+                pool.run(tb, chunks, sink.add, max_inflight=4 * pool.workers)
+            finally:
+                if pool is not executor:
+                    pool.close()
     finally:
         if bar is not None:
             bar.close()
