@@ -1,12 +1,13 @@
 """Simulations per second for an OTA testbench (op + ac + noise), measured in one run:
 
-* circml: Testbench.evaluate in process, and circml.spice.sweep on a warmed pool of 1 and 2
-  worker processes over the same design the C loop runs (netlist checking and writing,
+* circml: Testbench.evaluate in process, and circml.spice.sweep on a warmed SimulationPool of
+  1 and 2 worker processes over the same design the C loop runs (netlist checking and writing,
   in-memory simulation, measures), plus end-to-end Latin-hypercube sweeps with pool start-up,
 * a plain C loop over libngspice on the same netlist (benchmarks/ngspice_loop.c), with
   ngspice's default threads and with one thread (what circml uses),
 * ngspice run as a subprocess per point, netlist file in and binary raw file read back into
-  NumPy arrays (what subprocess-based Python wrappers do).
+  NumPy arrays (what subprocess-based Python wrappers do), in one stream and in two
+  concurrent streams (against the 2-worker sweep).
 
 Usage: python benchmarks/bench_spice.py [--points 600] [--subprocess-points 40]
 Writes benchmarks/results/bench_spice.json.
@@ -54,13 +55,12 @@ def ota_testbench():
 
 
 def bench_circml_steady(tb, design, points, workers):
-    """Steady state: a warmed pool of ``workers`` processes, every point the same design as the
-    C loop simulates (so the comparison is like for like)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from circml.spice import sweep
+    """Steady state: a warmed :class:`circml.spice.SimulationPool` of ``workers`` processes (the
+    default pool of ``sweep``, kept open as a sweep loop would), every point the same design
+    as the C loop simulates (so the comparison is like for like)."""
+    from circml.spice import SimulationPool, sweep
     table = [design] * points
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    with SimulationPool(workers) as pool:
         sweep(tb, [design] * (8 * workers), executor=pool, progress=False)          # warm-up: imports, ngspice
         t0 = time.perf_counter()
         ds = sweep(tb, table, executor=pool, progress=False)
@@ -127,13 +127,14 @@ def read_raw(data: bytes):
     return plots
 
 
-def bench_subprocess(netlist_text, n):
+def bench_subprocess(netlist_text, n, streams=1):
+    """``streams`` concurrent loops, each running one ngspice process per point."""
     exe = shutil.which("ngspice")
     if exe is None:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path, raw = Path(tmp) / "point.sp", Path(tmp) / "point.raw"
-        t0 = time.perf_counter()
+
+    def loop(k, tmp):
+        path, raw = Path(tmp) / f"point{k}.sp", Path(tmp) / f"point{k}.raw"
         for i in range(n):
             # one netlist file and one process per point, results read back from a raw file,
             # as subprocess-based wrappers do
@@ -143,7 +144,12 @@ def bench_subprocess(netlist_text, n):
                 raise RuntimeError("ngspice subprocess failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
             plots = read_raw(raw.read_bytes())
             assert len(plots) >= 3 and all(len(p) for p in plots)
-        return n / (time.perf_counter() - t0)
+
+    from concurrent.futures import ThreadPoolExecutor
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(streams) as ex:
+        t0 = time.perf_counter()
+        list(ex.map(lambda k: loop(k, tmp), range(streams)))
+        return streams * n / (time.perf_counter() - t0)
 
 
 def main():
@@ -171,6 +177,7 @@ def main():
     lhs1 = bench_circml_lhs(tb, args.points, 1)
     lhs2 = bench_circml_lhs(tb, 2 * args.points, 2)
     sub = bench_subprocess(netlist, args.subprocess_points)
+    sub2 = bench_subprocess(netlist, args.subprocess_points, streams=2)
     r1, r2 = statistics.median(r for r, _ in w1), statistics.median(r for r, _ in w2)
     c_best = max(c_default, c_one)
     results.update({
@@ -182,10 +189,12 @@ def main():
         "circml_lhs_1_worker_end_to_end_per_s": lhs1[0],
         "circml_lhs_2_workers_end_to_end_per_s": lhs2[0],
         "subprocess_per_s": sub,
+        "subprocess_2_streams_per_s": sub2,
         "circml_1_worker_vs_best_c_loop": r1 / c_best,
         "circml_1_worker_vs_default_c_loop": r1 / c_default,
         "speedup_2_workers": r2 / r1,
         "circml_1_worker_vs_subprocess": (r1 / sub) if sub else None,
+        "circml_2_workers_vs_2_subprocess_streams": (r2 / sub2) if sub2 else None,
         "ok_points": [ok for _, ok in w1 + w2] + [lhs1[1], lhs2[1]],
     })
     rows = [("plain C loop, ngspice default threads", c_default), ("plain C loop, 1 ngspice thread", c_one),
@@ -193,12 +202,13 @@ def main():
             ("circml.spice.sweep, 1 worker (steady)", r1), ("circml.spice.sweep, 2 workers (steady)", r2),
             ("circml.spice.sweep LHS, 1 worker, end to end", lhs1[0]),
             ("circml.spice.sweep LHS, 2 workers, end to end", lhs2[0]),
-            ("ngspice subprocess per point", sub)]
+            ("ngspice subprocess per point", sub), ("ngspice subprocess per point, 2 streams", sub2)]
     print(f"{tb.name}: {' + '.join(a.split()[0] for a in tb.analyses)}, {args.points} points, {os.cpu_count()} CPUs")
     for name, rate in rows:
         print(f"  {name:48s} {rate:8.1f} sim/s" if rate else f"  {name:48s}      n/a")
     print(f"  1 worker / best plain C loop: {r1 / c_best:.2f} (/ default-threads C loop: {r1 / c_default:.2f})   "
-          f"2 workers / 1 worker: {r2 / r1:.2f}   1 worker / subprocess: {(r1 / sub) if sub else float('nan'):.1f}x")
+          f"2 workers / 1 worker: {r2 / r1:.2f}   1 worker / subprocess: {(r1 / sub) if sub else float('nan'):.1f}x   "
+          f"2 workers / 2 subprocess streams: {(r2 / sub2) if sub2 else float('nan'):.1f}x")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "bench_spice.json").write_text(json.dumps(results, indent=2))

@@ -428,3 +428,31 @@ def test_ngspice_divider_supply_power(sim):
     op = sim.run(f"* divider\nVdd vdd 0 DC {vdd}\nR1 vdd mid {r1}\nR2 mid 0 {r2}\n.end", ["op"]).op
     assert op["mid"] == pytest.approx(vdd * r2 / (r1 + r2))
     assert M.supply_power(op["vdd#branch"], op["vdd"]) == pytest.approx(vdd ** 2 / (r1 + r2), rel=1e-9)
+
+
+@pytest.mark.parametrize("case", ["two-pole", "inverting", "no-crossing", "magnitudes", "three-pole", "random"])
+def test_amplifier_metrics_equal_the_measures_one_by_one(case):
+    f = np.logspace(0, 10, 241)
+    s = 1j * f
+    h = {"two-pole": 1e3 / ((1 + s / 1e3) * (1 + s / 1e6)),
+         "inverting": -3e3 / ((1 + s / 2e2) * (1 + s / 5e6) * (1 + s / 4e8)),
+         "no-crossing": 0.5 / (1 + s / 1e3),
+         "magnitudes": np.abs(1e3 / ((1 + s / 1e3) * (1 + s / 1e6))),
+         "three-pole": 1e4 / (1 + s / 1e2) ** 3,
+         "random": np.cumprod(np.exp(np.random.default_rng(1).normal(-0.02, 0.05, 241)
+                                     + 1j * np.random.default_rng(2).normal(-0.02, 0.05, 241))) * 30}[case]
+    got = M.amplifier_metrics(f, h)
+
+    def one(fn):
+        try:
+            return fn(f, h)
+        except ValueError:   # phase of magnitudes: undefined
+            return math.nan
+    want = {"gain_db": one(M.dc_gain_db), "bw": one(M.bandwidth_3db),
+            "ugbw": one(M.unity_gain_bandwidth), "pm": one(M.phase_margin)}
+    assert set(got) == set(want)
+    for k in want:
+        assert got[k] == want[k] or (math.isnan(got[k]) and math.isnan(want[k])), (k, got[k], want[k])
+    assert case != "no-crossing" or (math.isnan(got["ugbw"]) and math.isnan(got["pm"]))
+    assert case != "magnitudes" or (math.isnan(got["pm"]) and got["ugbw"] > 0)
+    assert case in ("no-crossing", "magnitudes") or math.isfinite(got["pm"])

@@ -182,10 +182,13 @@ class AmplifierMeasure:
         m["power"] = _safe(measures.supply_power, op[f"{self.supply}#branch"], self.vsup)
         ac = result.ac
         f, h = np.real(ac["frequency"]), self.response(ac)
-        m["gain_db"] = _safe(measures.dc_gain_db, f, h)
-        m["bw"] = _safe(measures.bandwidth_3db, f, h)
-        m["ugbw"] = _safe(measures.unity_gain_bandwidth, f, h)
-        m["pm"] = _safe(measures.phase_margin, f, h)
+        try:
+            ac_metrics = measures.amplifier_metrics(f, h)
+        except Exception:  # noqa: BLE001 - an unmeasurable response gives NaN metrics
+            ac_metrics = {}
+        for k in ("gain_db", "bw", "ugbw", "pm"):
+            v = float(ac_metrics.get(k, math.nan))
+            m[k] = v if math.isfinite(v) else math.nan
         if self.noise:
             nz = result.noise
             m["irn"] = _safe(measures.integrated_noise, np.real(nz["frequency"]), np.real(nz["inoise_spectrum"]),
