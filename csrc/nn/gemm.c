@@ -10,9 +10,13 @@
  * The op(A) panel (MR x KC floats, 12-24 KB) stays in L1 across a row of tiles; the op(B) block
  * (at most KC x NC floats) lives in L2 and is streamed once per row panel.
  * Sizes: M, N, K as in gemm.h; MR x NR the register tile; KC, NC, MC the cache blocks. */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L   /* clock_gettime, for the opt-in profiling */
+#endif
 #include "gemm.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -366,8 +370,24 @@ static void gemm_block(const kernel_desc *kd, const gemm_args *g, real *bp, real
     }
 }
 
+static void gemm_run(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, const real *B, int64_t b_rs,
+                     int64_t b_cs, const real *bias, int64_t M, int64_t N, int64_t K, int accumulate, int *threads_used);
+
 void gemm(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, const real *B, int64_t b_rs, int64_t b_cs,
           const real *bias, int64_t M, int64_t N, int64_t K, int accumulate) {
+    if (!gemm_profile_on()) {
+        gemm_run(C, ldc, A, a_rs, a_cs, B, b_rs, b_cs, bias, M, N, K, accumulate, NULL);
+        return;
+    }
+    gemm_prof_mark pm;
+    int threads = 1;
+    gemm_profile_start(&pm);
+    gemm_run(C, ldc, A, a_rs, a_cs, B, b_rs, b_cs, bias, M, N, K, accumulate, &threads);
+    gemm_profile_stop(GEMM_PROF_GEMM, 2.0 * (double)M * (double)N * (double)(K > 0 ? K : 0), threads, &pm);
+}
+
+static void gemm_run(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, const real *B, int64_t b_rs,
+                     int64_t b_cs, const real *bias, int64_t M, int64_t N, int64_t K, int accumulate, int *threads_used) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         for (int64_t m = 0; m < M; m++)
@@ -404,6 +424,7 @@ void gemm(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, const
         gemm_ref(C, ldc, A, a_rs, a_cs, B, b_rs, b_cs, bias, M, N, K, accumulate);
         return;
     }
+    if (threads_used) *threads_used = threads;
     const int64_t m_panels = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
     /* split the larger of op(A) and op(B) between threads (each thread reads all of the
      * other), in whole panels; the other way when there are too few panels to share */
@@ -427,4 +448,53 @@ void gemm(real *C, int64_t ldc, const real *A, int64_t a_rs, int64_t a_cs, const
                 gemm_block(kd, &g, bp, ap, 0, M, lo * NR, hi * NR < N ? hi * NR : N);
         }
     }
+}
+
+/* ------------------------------------------------------------------ profiling */
+
+int gemm_prof_flag = 0;
+static int64_t prof_tab[GEMM_PROF_N][5];   /* calls, flops, wall_ns, thread_ns, cpu_ns */
+
+int gemm_profile_enable(int on) { return __atomic_exchange_n(&gemm_prof_flag, on != 0, __ATOMIC_SEQ_CST); }
+
+void gemm_profile_read(gemm_prof_entry out[GEMM_PROF_N], int reset) {
+    for (int k = 0; k < GEMM_PROF_N; k++) {
+        int64_t v[5];
+        for (int i = 0; i < 5; i++)
+            v[i] = reset ? __atomic_exchange_n(&prof_tab[k][i], 0, __ATOMIC_SEQ_CST)
+                         : __atomic_load_n(&prof_tab[k][i], __ATOMIC_SEQ_CST);
+        out[k] = (gemm_prof_entry){v[0], v[1], v[2], v[3], v[4]};
+    }
+}
+
+const char *gemm_profile_name(int kind) {
+    switch (kind) {
+    case GEMM_PROF_GEMM: return "gemm";
+    case GEMM_PROF_LINEAR_FP32: return "linear_fp32_packed";
+    case GEMM_PROF_LINEAR_BF16: return "linear_bf16_packed";
+    case GEMM_PROF_ATTENTION: return "attention_fused";
+    default: return NULL;
+    }
+}
+
+static int64_t clock_ns(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void gemm_profile_start(gemm_prof_mark *m) {
+    m->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    m->wall_ns = clock_ns(CLOCK_MONOTONIC);
+}
+
+void gemm_profile_stop(int kind, double flops, int threads, const gemm_prof_mark *m) {
+    const int64_t wall = clock_ns(CLOCK_MONOTONIC) - m->wall_ns, cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - m->cpu_ns;
+    if (kind < 0 || kind >= GEMM_PROF_N) return;
+    int64_t *e = prof_tab[kind];
+    __atomic_fetch_add(&e[0], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&e[1], (int64_t)flops, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&e[2], wall, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&e[3], wall * (threads > 0 ? threads : 1), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&e[4], cpu, __ATOMIC_RELAXED);
 }

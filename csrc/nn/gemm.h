@@ -49,4 +49,38 @@ gemm_isa gemm_set_isa(gemm_isa isa);
 const char *gemm_isa_name(gemm_isa isa);
 /* Free the calling thread's packing workspace (gemm allocates it again when needed). */
 void gemm_release(void);
+
+/* ---------------------------------------------------------------- opt-in profiling
+ * Time and flops spent inside the matrix products, per kind, summed over every thread that
+ * runs one. Off by default: each product then reads one global flag and does nothing else.
+ * On, each product reads the monotonic clock and the calling thread's CPU clock before and after
+ * (two clock reads each, ~0.1-0.5 us per product: well under 1 % of the shortest products of a
+ * sampling run) and adds, atomically:
+ *   calls, flops (2 per multiply-add of the product itself),
+ *   wall_ns   the calling thread's wall time inside the product,
+ *   thread_ns wall time x the threads the product ran on (1 inside a parallel sampling chunk),
+ *   cpu_ns    the calling thread's CPU time inside the product (wall_ns minus descheduling).
+ * So flops / thread_ns is the rate per core while in the product, to compare with one core's
+ * peak. Kinds: */
+typedef enum {
+    GEMM_PROF_GEMM = 0,         /* gemm(): ops.c's Linear forward and backward (training, evaluation) */
+    GEMM_PROF_LINEAR_FP32,      /* prepacked fp32 Linear (gemm_bf16.h; the sampling path) */
+    GEMM_PROF_LINEAR_BF16,      /* prepacked bf16 Linear (precision bf16) */
+    GEMM_PROF_ATTENTION,        /* attention forward: q k^T, softmax and att v in one fused kernel;
+                                   flops count the two products only */
+    GEMM_PROF_N
+} gemm_prof_kind;
+typedef struct { int64_t calls, flops, wall_ns, thread_ns, cpu_ns; } gemm_prof_entry;
+typedef struct { int64_t wall_ns, cpu_ns; } gemm_prof_mark;
+
+extern int gemm_prof_flag;
+static inline int gemm_profile_on(void) { return __atomic_load_n(&gemm_prof_flag, __ATOMIC_RELAXED); }
+/* Turn profiling on (1) or off (0); returns the previous setting. */
+int gemm_profile_enable(int on);
+/* Copy the totals into out[GEMM_PROF_N]; reset: zero them afterwards. */
+void gemm_profile_read(gemm_prof_entry out[GEMM_PROF_N], int reset);
+const char *gemm_profile_name(int kind);
+/* A product brackets itself with these when gemm_profile_on() was 1 at its start. */
+void gemm_profile_start(gemm_prof_mark *m);
+void gemm_profile_stop(int kind, double flops, int threads, const gemm_prof_mark *m);
 #endif

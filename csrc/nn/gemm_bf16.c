@@ -283,24 +283,38 @@ static void linear_packed_kernel(float *out, const float *inp, const gemm_bf16_w
 }
 #endif
 
-void gemm_f32_linear(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
-#ifdef HAVE_BF16_KERNEL
-    if (gemm_f32_packed_available()) {
-        f32_packed_kernel(out, inp, pw, bias, M);
-        return;
-    }
+/* Threads a packed product of M rows runs on (the kernels' OpenMP condition), for the profile. */
+static int packed_threads(int64_t M) {
+#ifdef _OPENMP
+    return (M + MR - 1) / MR >= 16 && !omp_in_parallel() ? omp_get_max_threads() : 1;
+#else
+    (void)M;
+    return 1;
 #endif
-    f32_packed_plain(out, inp, pw, bias, M);
+}
+
+void gemm_f32_linear(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
+    const int prof = gemm_profile_on();
+    gemm_prof_mark pm;
+    if (prof) gemm_profile_start(&pm);
+#ifdef HAVE_BF16_KERNEL
+    if (gemm_f32_packed_available()) f32_packed_kernel(out, inp, pw, bias, M);
+    else
+#endif
+        f32_packed_plain(out, inp, pw, bias, M);
+    if (prof) gemm_profile_stop(GEMM_PROF_LINEAR_FP32, 2.0 * (double)M * (double)pw->N * (double)pw->K, packed_threads(M), &pm);
 }
 
 void gemm_bf16_linear(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
+    const int prof = gemm_profile_on();
+    gemm_prof_mark pm;
+    if (prof) gemm_profile_start(&pm);
 #ifdef HAVE_BF16_KERNEL
-    if (gemm_bf16_available() && pw->kp <= KP_MAX) {
-        linear_packed_kernel(out, inp, pw, bias, M);
-        return;
-    }
+    if (gemm_bf16_available() && pw->kp <= KP_MAX) linear_packed_kernel(out, inp, pw, bias, M);
+    else
 #endif
-    linear_packed_plain(out, inp, pw, bias, M);
+        linear_packed_plain(out, inp, pw, bias, M);
+    if (prof) gemm_profile_stop(GEMM_PROF_LINEAR_BF16, 2.0 * (double)M * (double)pw->N * (double)pw->K, packed_threads(M), &pm);
 }
 
 /* ---------------------------------------------------------------- per-thread cache and hook */
@@ -369,8 +383,14 @@ int gemm_bf16_linear_hook(float *out, const float *inp, const float *W, const fl
     } else if (!gemm_f32_packed_available()) return 0;
     const gemm_bf16_weight *pw = cache_get(c, W, N, K);
     if (!pw) return 0;
+    const int prof = gemm_profile_on();
+    gemm_prof_mark pm;
+    if (prof) gemm_profile_start(&pm);
     if (c->bf16) linear_packed_kernel(out, inp, pw, bias, M);
     else f32_packed_kernel(out, inp, pw, bias, M);
+    if (prof)
+        gemm_profile_stop(c->bf16 ? GEMM_PROF_LINEAR_BF16 : GEMM_PROF_LINEAR_FP32, 2.0 * (double)M * (double)N * (double)K,
+                          packed_threads(M), &pm);
     return 1;
 #else
     (void)out; (void)inp; (void)W; (void)bias; (void)M; (void)K; (void)N;

@@ -8,6 +8,9 @@
 #include "gemm_bf16.h"
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* The forward kernels of layer norm and attention use dispatch.h's three paths; every path
  * sums in a fixed order per row, so results do not depend on the thread count or on the batch
@@ -397,6 +400,9 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
     const int hs = C / NH;
     const real scale = (real)(1.0 / sqrt((double)hs));
     const int64_t pairs = (int64_t)B * NH;
+    const int prof = gemm_profile_on();
+    gemm_prof_mark pm;
+    if (prof) gemm_profile_start(&pm);
     /* one iteration per (b, h): writes att[b,h,:,:] and out[b,:,h*hs:(h+1)*hs] only */
 #pragma omp parallel for schedule(static) if (pairs * T * S >= 4096)
     for (int64_t i = 0; i < pairs; i++) {
@@ -404,6 +410,13 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
         const int h = (int)(i % NH);
         attention_bh(out + b * T * C + h * hs, att + i * T * S, q + b * T * ldq + h * hs, k + b * S * ldkv + h * hs,
                      v + b * S * ldkv + h * hs, T, S, C, hs, ldq, ldkv, scale);
+    }
+    if (prof) {
+        int threads = 1;
+#ifdef _OPENMP
+        if (pairs * T * S >= 4096 && !omp_in_parallel()) threads = omp_get_max_threads();
+#endif
+        gemm_profile_stop(GEMM_PROF_ATTENTION, 4.0 * (double)B * T * S * C, threads, &pm);
     }
 }
 

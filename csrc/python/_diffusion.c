@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../diffusion/model.h"
+#include "../nn/gemm.h"
 #include "../nn/gemm_bf16.h"
 
 #define DIFFUSION_CAPSULE "circml.diffusion"
@@ -334,6 +335,34 @@ static PyObject *py_gemm_bf16_set_enabled(PyObject *self, PyObject *arg) {
     return PyBool_FromLong(gemm_bf16_set_enabled(on));
 }
 
+/* matmul_profile(reset=False, enable=None) -> {kind: {"calls", "flops", "wall_s", "thread_s", "cpu_s"}, "enabled": bool}
+ * The totals of gemm.h's opt-in profiling; enable=True/False turns it on or off (before reading). */
+static PyObject *py_matmul_profile(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *names[] = {"reset", "enable", NULL};
+    int reset = 0;
+    PyObject *enable = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|pO:matmul_profile", names, &reset, &enable)) return NULL;
+    if (enable != Py_None) {
+        const int on = PyObject_IsTrue(enable);
+        if (on < 0) return NULL;
+        gemm_profile_enable(on);
+    }
+    gemm_prof_entry e[GEMM_PROF_N];
+    gemm_profile_read(e, reset);
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    for (int k = 0; k < GEMM_PROF_N; k++) {
+        PyObject *row = Py_BuildValue("{s:L,s:L,s:d,s:d,s:d}", "calls", (long long)e[k].calls, "flops",
+                                      (long long)e[k].flops, "wall_s", 1e-9 * (double)e[k].wall_ns, "thread_s",
+                                      1e-9 * (double)e[k].thread_ns, "cpu_s", 1e-9 * (double)e[k].cpu_ns);
+        if (!row || PyDict_SetItemString(d, gemm_profile_name(k), row)) { Py_XDECREF(row); Py_DECREF(d); return NULL; }
+        Py_DECREF(row);
+    }
+    if (PyDict_SetItemString(d, "enabled", gemm_profile_on() ? Py_True : Py_False)) { Py_DECREF(d); return NULL; }
+    return d;
+}
+
 /* ---------------------------------------------------------------- the plain MLP (mlp.h) */
 
 #define MLP_CAPSULE "circml.mlp"
@@ -519,6 +548,11 @@ static PyMethodDef diffusion_methods[] = {
     {"gemm_bf16_info", py_gemm_bf16_info, METH_NOARGS, "{'cpu': has avx512_bf16, 'available': the bf16 kernel runs}"},
     {"gemm_bf16_set_enabled", py_gemm_bf16_set_enabled, METH_O,
      "gemm_bf16_set_enabled(on) -> available (off: precision 'bf16' runs fp32)"},
+    {"matmul_profile", (PyCFunction)(void (*)(void))py_matmul_profile, METH_VARARGS | METH_KEYWORDS,
+     "matmul_profile(reset=False, enable=None) -> {kind: {'calls', 'flops', 'wall_s', 'thread_s', 'cpu_s'}, "
+     "'enabled': bool}: time and flops inside the matrix products (gemm.h's opt-in profiling; enable=True turns it "
+     "on, reset=True zeroes the totals after reading). Kinds: gemm (ops.c Linear), linear_fp32_packed and "
+     "linear_bf16_packed (the sampling path), attention_fused (q k^T + softmax + att v; flops of the two products)"},
     {"mlp_init", py_mlp_init, METH_VARARGS, "mlp_init(widths, dropout, seed) -> MLP (Linear/ReLU/dropout, linear output)"},
     {"mlp_arrays", py_mlp_arrays, METH_O, "{'params', 'grads', 'moments': float32 views, 'widths': [int]}"},
     {"mlp_adam_step", py_mlp_adam_step, METH_VARARGS, "mlp_adam_step(model[, step]) -> step"},
