@@ -401,9 +401,11 @@ def integrated_noise(freq: ArrayLike, density: ArrayLike, f_low: Optional[float]
         raise ValueError(f"band [{lo:g}, {hi:g}] Hz is outside the data [{f[0]:g}, {f[-1]:g}] Hz")
     lo, hi = max(lo, f[0]), min(hi, f[-1])
     s = d * d
-    inside = (f > lo) & (f < hi)
-    ff = np.concatenate(([lo], f[inside], [hi]))
-    ss = np.concatenate(([np.interp(lo, f, s)], s[inside], [np.interp(hi, f, s)]))
+    # the samples strictly inside (lo, hi) are f[j0:j1] (f increases); the edges interpolated
+    j0, j1 = int(np.searchsorted(f, lo, "right")), int(np.searchsorted(f, hi, "left"))
+    ff, ss = np.empty(j1 - j0 + 2), np.empty(j1 - j0 + 2)
+    ff[0], ff[1:-1], ff[-1] = lo, f[j0:j1], hi
+    ss[0], ss[1:-1], ss[-1] = np.interp(lo, f, s), s[j0:j1], np.interp(hi, f, s)
     return float(math.sqrt(np.sum(0.5 * (ss[1:] + ss[:-1]) * np.diff(ff))))
 
 

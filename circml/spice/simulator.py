@@ -11,9 +11,8 @@ text to ngspice as it is.
 """
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -47,7 +46,13 @@ class SimResult:
     output: str = ""
 
     def _first(self, kind: str, nth: int = 0) -> Dict[str, np.ndarray]:
-        names = sorted((p for p in self.plots if _plot_kind(p) == kind), key=lambda p: int(p[len(kind):] or 0))
+        by_kind = self.__dict__.get("_by_kind")
+        if by_kind is None:   # plot names by kind, in ngspice's numbering (measures ask often)
+            by_kind = {}
+            for p in sorted(self.plots, key=lambda p: int(re.sub(r"^\D*", "", p) or 0)):
+                by_kind.setdefault(_plot_kind(p), []).append(p)
+            self.__dict__["_by_kind"] = by_kind
+        names = by_kind.get(kind, [])
         if len(names) <= nth:
             raise KeyError(f"no {kind!r} results (plots: {sorted(self.plots)})")
         return self.plots[names[nth]]
