@@ -5,11 +5,12 @@
   in-memory simulation, measures), plus end-to-end Latin-hypercube sweeps with pool start-up,
 * a plain C loop over libngspice on the same netlist (benchmarks/ngspice_loop.c), with
   ngspice's default threads and with one thread (what circml uses),
+* memory: RSS over 10,000 consecutive in-process simulations of new designs,
 * ngspice run as a subprocess per point, netlist file in and binary raw file read back into
   NumPy arrays (what subprocess-based Python wrappers do), in one stream and in two
   concurrent streams (against the 2-worker sweep).
 
-Usage: python benchmarks/bench_spice.py [--points 600] [--subprocess-points 40]
+Usage: python benchmarks/bench_spice.py [--points 600] [--subprocess-points 40] [--memory-points 10000]
 Writes benchmarks/results/bench_spice.json.
 """
 from __future__ import annotations
@@ -86,6 +87,35 @@ def bench_in_process(tb, design, points):
         return points / (time.perf_counter() - t0)
 
 
+def _rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def bench_memory(tb, n, every=1000):
+    """RSS of this process over ``n`` consecutive simulations of new designs (Latin hypercube),
+    in process, both ways ngspice runs: in its background thread (a time limit) and in the
+    calling thread (as sweep workers do), alternating."""
+    if not os.path.exists("/proc/self/statm"):
+        return None
+    from circml.spice import Simulator
+    from circml.spice.sweep import sample_designs
+    X = sample_designs(tb, n, seed=7)
+    rss, ok = [], 0
+    with Simulator() as sim:
+        for i, x in enumerate(X):
+            design = dict(zip(tb.param_names, map(float, x)))
+            try:
+                r = sim.run(tb.circuit(design), tb.analyses, timeout=30.0 if i % 2 else None)
+                ok += bool(tb.measure(r, design))
+            except Exception:  # noqa: BLE001 - a failed point still exercises the simulator
+                pass
+            if i % every == 0 or i == n - 1:
+                rss.append((i + 1, round(_rss_mb(), 2)))
+    base = rss[1][1] if len(rss) > 2 else rss[0][1]   # after the first 1000: caches warmed
+    return {"simulations": n, "ok": ok, "rss_mb": rss, "growth_after_first_1000_mb": round(rss[-1][1] - base, 2)}
+
+
 def build_c_loop(tmp):
     cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
     exe = Path(tmp) / "ngspice_loop"
@@ -157,6 +187,8 @@ def main():
     ap.add_argument("--points", type=int, default=600)
     ap.add_argument("--subprocess-points", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--memory-points", type=int, default=10000,
+                    help="consecutive simulations for the memory check (0: skip)")
     args = ap.parse_args()
 
     from circml.spice import Simulator
@@ -176,6 +208,7 @@ def main():
     w2 = [bench_circml_steady(tb, design, 2 * args.points, 2) for _ in range(args.repeats)]
     lhs1 = bench_circml_lhs(tb, args.points, 1)
     lhs2 = bench_circml_lhs(tb, 2 * args.points, 2)
+    memory = bench_memory(tb, args.memory_points) if args.memory_points else None
     sub = bench_subprocess(netlist, args.subprocess_points)
     sub2 = bench_subprocess(netlist, args.subprocess_points, streams=2)
     r1, r2 = statistics.median(r for r, _ in w1), statistics.median(r for r, _ in w2)
@@ -196,6 +229,7 @@ def main():
         "circml_1_worker_vs_subprocess": (r1 / sub) if sub else None,
         "circml_2_workers_vs_2_subprocess_streams": (r2 / sub2) if sub2 else None,
         "ok_points": [ok for _, ok in w1 + w2] + [lhs1[1], lhs2[1]],
+        "memory": memory,
     })
     rows = [("plain C loop, ngspice default threads", c_default), ("plain C loop, 1 ngspice thread", c_one),
             ("circml Testbench.evaluate, in process", inproc),
@@ -209,6 +243,10 @@ def main():
     print(f"  1 worker / best plain C loop: {r1 / c_best:.2f} (/ default-threads C loop: {r1 / c_default:.2f})   "
           f"2 workers / 1 worker: {r2 / r1:.2f}   1 worker / subprocess: {(r1 / sub) if sub else float('nan'):.1f}x   "
           f"2 workers / 2 subprocess streams: {(r2 / sub2) if sub2 else float('nan'):.1f}x")
+    if memory:
+        print(f"  memory over {memory['simulations']} consecutive simulations ({memory['ok']} measured): "
+              f"RSS {memory['rss_mb'][0][1]:.1f} -> {memory['rss_mb'][-1][1]:.1f} MB, "
+              f"{memory['growth_after_first_1000_mb']:+.2f} MB after the first 1000")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "bench_spice.json").write_text(json.dumps(results, indent=2))
