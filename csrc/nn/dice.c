@@ -5,6 +5,7 @@
  * gradient buffers are written rather than zeroed and accumulated, and the node and edge
  * encoders run on the distinct input rows (one-hot types) when rows repeat. */
 #include "dice.h"
+#include "gemm.h"
 #include "gnn.h"
 #include <math.h>
 #include <stdio.h>
@@ -57,12 +58,14 @@ struct cm_dice {
     enc_acts enc_n, enc_e, enc_h;
     layer_acts *layers;
     real *pooled;
+    real *pool_n, *pool_e;    /* [G, H]: the last layer's GELU-dropout rows summed per graph (fold) */
     real *dbuf[9];            /* backward scratch, [R = max(N, E), H] each */
     real *in_x, *in_ea;             /* copies of the inputs, kept for backward */
     int64_t *in_idx;                /* src, dst, node_graph, edge_graph copies */
     /* last forward */
     int64_t N, E, G;
-    int trained_forward, grouping;
+    int trained_forward, grouping;   /* grouping: the encoders' distinct rows and the folded readout */
+    int folded;                      /* the last forward folded the readout (see cm_dice_forward) */
     const real *x, *eain;
     const int64_t *src, *dst, *node_graph, *edge_graph;
     int64_t *dst_ptr, *dst_edges, *src_ptr, *src_edges, *ng_ptr, *ng_rows, *eg_ptr, *eg_rows;
@@ -246,7 +249,7 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     const int64_t Fn = m->cfg.node_in, Fe = m->cfg.edge_in;
     const int plain = m->cfg.conv != GNN_DICE;
     const int64_t per_layer = plain ? cN * H + gnn_block_act_size(&m->spec, cN, cE) : 5 * cN * H + 4 * cE * H;
-    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * per_layer + cG * H + 9 * R * H + 6 * H +
+    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * per_layer + 3 * cG * H + 9 * R * H + 6 * H +
                     cN * Fn + cE * Fe + DEDUP_MAX * (Fn + Fe + 2 * H) + (plain ? gnn_block_scratch_size(&m->spec, cN, cE) : 0);
     real *act = malloc(sizeof(real) * (size_t)total);
     int64_t *csr = malloc(sizeof(int64_t) * (size_t)(2 * (cN + 1) + 2 * cE + (cG + 1) + cN + (cG + 1) + cE + 3 * cE + cN + cN + cE));
@@ -266,6 +269,8 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
         TAKE(a->h, cN * H); TAKE(a->comb_e, cE * H); TAKE(a->ea, cE * H); TAKE(a->ed, cE * H); TAKE(a->e, cE * H);
     }
     TAKE(m->pooled, cG * H);
+    TAKE(m->pool_n, cG * H);
+    TAKE(m->pool_e, cG * H);
     for (int k = 0; k < 9; k++) TAKE(m->dbuf[k], R * H);
     for (int k = 0; k < 3; k++) { TAKE(m->bn[k].mean, H); TAKE(m->bn[k].rstd, H); }
     TAKE(m->in_x, cN * Fn);
@@ -375,13 +380,31 @@ static void encoder_backward(cm_dice *m, enc_acts *a, cm_dice_bn *bn, real *cons
 
 /* MLP = Linear -> GELU -> Dropout -> Linear, all H wide. GELU and dropout run fused, and a
  * training forward overwrites `a` with their local derivative: all that backward needs. */
-static void mlp_forward(cm_dice *m, real *const *w, const real *in, real *a, real *d, real *out, int64_t R, int training,
-                        uint64_t seed) {
+static void mlp_hidden_forward(cm_dice *m, real *const *w, const real *in, real *a, real *d, int64_t R, int training,
+                               uint64_t seed) {
     const int H = m->cfg.hidden;
     linear_forward(a, in, w[DICE_MLP_WA], w[DICE_MLP_BA], R, H, H);
     if (training) gelu_dropout_forward(d, a, NULL, a, R * H, m->cfg.dropout, seed);
     else gelu_forward(d, a, R * H);
+}
+
+static void mlp_forward(cm_dice *m, real *const *w, const real *in, real *a, real *d, real *out, int64_t R, int training,
+                        uint64_t seed) {
+    const int H = m->cfg.hidden;
+    mlp_hidden_forward(m, w, in, a, d, R, training, seed);
     linear_forward(out, d, w[DICE_MLP_WB], w[DICE_MLP_BB], R, H, H);
+}
+
+/* The folded readout's forward (see cm_dice_forward): out[G,H] (+)= P @ wb^T + count[g] * bb,
+ * P [G,H] the pooled hidden rows, count[g] = ptr[g + 1] - ptr[g] rows in graph g. */
+static void pooled_linear_forward(real *out, const real *P, real *const *w, const int64_t *ptr, int64_t G, int H,
+                                  int accumulate) {
+    gemm(out, H, P, H, 1, w[DICE_MLP_WB], 1, H, NULL, G, H, H, accumulate);
+    const real *bb = w[DICE_MLP_BB];
+    for (int64_t g = 0; g < G; g++) {
+        const real cnt = (real)(ptr[g + 1] - ptr[g]);
+        for (int c = 0; c < H; c++) out[g * H + c] += cnt * bb[c];
+    }
 }
 
 /* din [R, H] is overwritten */
@@ -392,6 +415,26 @@ static void mlp_backward(cm_dice *m, real *const *w, real *const *gw, const real
     /* every buffer here is fresh: written, not accumulated (din too: see the caller) */
     linear_backward_set(dd, gw[DICE_MLP_WB], gw[DICE_MLP_BB], dout, d, w[DICE_MLP_WB], R, H, H);
     gelu_dropout_backward(da, dd, deriv, R * H);
+    linear_backward_set(din, gw[DICE_MLP_WA], gw[DICE_MLP_BA], da, in, w[DICE_MLP_WA], R, H, H);
+}
+
+/* mlp_backward of a folded last layer: the MLP's output rows reach the loss only through their
+ * graph's sum, so dout[r] = dpooled[row_graph[r]], and the second Linear's products run on the
+ * G pooled rows: dP = dpooled @ wb, dwb += dpooled^T @ P, dbb += sum_g count[g] dpooled[g];
+ * then d(pre-activation)[r] = dP[row_graph[r]] * GELU-dropout'[r] in one gather. din is written. */
+static void mlp_backward_pooled(cm_dice *m, real *const *w, real *const *gw, const real *in, const real *deriv,
+                                const real *P, const int64_t *ptr, const int64_t *row_graph, const real *dpooled,
+                                real *din, int64_t R, int64_t G) {
+    const int H = m->cfg.hidden;
+    real *dP = m->dbuf[7], *da = m->dbuf[8];
+    linear_backward_set(dP, gw[DICE_MLP_WB], NULL, dpooled, P, w[DICE_MLP_WB], G, H, H);
+    real *gbb = gw[DICE_MLP_BB];
+    for (int c = 0; c < H; c++) {
+        double s = 0;
+        for (int64_t g = 0; g < G; g++) s += (double)(ptr[g + 1] - ptr[g]) * dpooled[g * H + c];
+        gbb[c] += (real)s;
+    }
+    gather_mul_forward(da, dP, row_graph, deriv, R, H);
     linear_backward_set(din, gw[DICE_MLP_WA], gw[DICE_MLP_BA], da, in, w[DICE_MLP_WA], R, H, H);
 }
 
@@ -436,6 +479,11 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
     if (!plain) encoder_forward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, ea, E, c->edge_in, H, m->enc_e.out, training, 1);
     m->graph = (gnn_graph){N, E, src, dst, m->dst_ptr, m->dst_edges, m->src_ptr, m->src_edges};
     const real *h = m->enc_n.out, *e = m->enc_e.out;
+    /* The readout sums the last layer's rows per graph, and an MLP's last step is linear, so
+     * sum_r (wb d_r + bb) = wb (sum_r d_r) + count bb: the last layer's second Linears run on
+     * the G pooled rows instead of the N and E rows (a quarter of the layers' products). Same
+     * values up to rounding; off with grouping (cm_dice_set_grouping) for the row-by-row work. */
+    m->folded = m->grouping && !plain && c->layers > 0;
     for (int l = 0; l < c->layers; l++) {
         layer_acts *a = &m->layers[l];
         if (plain) {   /* a gnn.c layer, then GELU and dropout */
@@ -449,14 +497,27 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
         gin_combine_forward(a->comb_n, h, a->z, m->eps_store[0][l], N, H);
         gine_edge_combine_forward(a->comb_e, e, a->z, src, dst, m->eps_store[1][l], E, H);
         uint64_t s = mix64(seed ^ mix64((uint64_t)l * 2 + 0x5151));
+        if (m->folded && l == c->layers - 1) {
+            mlp_hidden_forward(m, m->mlp_store[0][l], a->comb_n, a->na, a->nd, N, training, s);
+            mlp_hidden_forward(m, m->mlp_store[1][l], a->comb_e, a->ea, a->ed, E, training, mix64(s));
+            memset(m->pool_n, 0, sizeof(real) * (size_t)(G * H));
+            memset(m->pool_e, 0, sizeof(real) * (size_t)(G * H));
+            segment_sum(m->pool_n, a->nd, m->ng_ptr, m->ng_rows, G, H);
+            segment_sum(m->pool_e, a->ed, m->eg_ptr, m->eg_rows, G, H);
+            pooled_linear_forward(m->pooled, m->pool_n, m->mlp_store[0][l], m->ng_ptr, G, H, 0);
+            pooled_linear_forward(m->pooled, m->pool_e, m->mlp_store[1][l], m->eg_ptr, G, H, 1);
+            break;
+        }
         mlp_forward(m, m->mlp_store[0][l], a->comb_n, a->na, a->nd, a->h, N, training, s);
         mlp_forward(m, m->mlp_store[1][l], a->comb_e, a->ea, a->ed, a->e, E, training, mix64(s));
         h = a->h;
         e = a->e;
     }
-    memset(m->pooled, 0, sizeof(real) * (size_t)(G * H));
-    segment_sum(m->pooled, h, m->ng_ptr, m->ng_rows, G, H);
-    if (!plain) segment_sum(m->pooled, e, m->eg_ptr, m->eg_rows, G, H);
+    if (!m->folded) {
+        memset(m->pooled, 0, sizeof(real) * (size_t)(G * H));
+        segment_sum(m->pooled, h, m->ng_ptr, m->ng_rows, G, H);
+        if (!plain) segment_sum(m->pooled, e, m->eg_ptr, m->eg_rows, G, H);
+    }
     encoder_forward(m, &m->enc_h, &m->bn[2], m->t.head, m->pooled, G, H, c->out, y, training, 0);
     return CM_OK;
 }
@@ -473,9 +534,11 @@ cm_status cm_dice_backward(cm_dice *m, const real *dy, cm_error *err) {
     encoder_backward(m, &m->enc_h, &m->bn[2], m->t.head, m->g.head, m->pooled, G, H, c->out, dy, dpooled);
     /* pooling: every row of a graph receives its graph's gradient (a gather, written) */
     real *dh = m->dbuf[1], *de = m->dbuf[2];
-    gather_rows_forward(dh, dpooled, m->node_graph, N, H);
     const int plain = c->conv != GNN_DICE;
-    if (!plain) gather_rows_forward(de, dpooled, m->edge_graph, E, H);
+    if (!m->folded) {   /* folded: the last layer reads dpooled itself */
+        gather_rows_forward(dh, dpooled, m->node_graph, N, H);
+        if (!plain) gather_rows_forward(de, dpooled, m->edge_graph, E, H);
+    }
     real *dh_prev = m->dbuf[3], *de_prev = m->dbuf[4], *dcomb = m->dbuf[5], *dz = m->dbuf[6];
     for (int l = c->layers - 1; l >= 0; l--) {
         layer_acts *a = &m->layers[l];
@@ -492,11 +555,20 @@ cm_status cm_dice_backward(cm_dice *m, const real *dy, cm_error *err) {
         memset(dz, 0, sizeof(real) * (size_t)(N * H));
         /* e' = MLP_e(comb_e), comb_e = (1 + eps_e) e + z[src] - z[dst]: d comb_e is also the
          * gradient of z[src] - z[dst] */
-        mlp_backward(m, m->mlp_store[1][l], m->gmlp_store[1][l], a->comb_e, a->ea, a->ed, de, dcomb, E);
+        const int top = m->folded && l == c->layers - 1;
+        if (top)
+            mlp_backward_pooled(m, m->mlp_store[1][l], m->gmlp_store[1][l], a->comb_e, a->ea, m->pool_e, m->eg_ptr,
+                                m->edge_graph, dpooled, dcomb, E, G);
+        else
+            mlp_backward(m, m->mlp_store[1][l], m->gmlp_store[1][l], a->comb_e, a->ea, a->ed, de, dcomb, E);
         gin_combine_backward(de_prev, NULL, m->geps_store[1][l], dcomb, e_in, m->eps_store[1][l], E, H);
         gather_diff_backward(dz, dcomb, N, H, m->src_ptr, m->src_edges, m->dst_ptr, m->dst_edges);
         /* h' = MLP_n(comb_n), comb_n = (1 + eps_n) h + z */
-        mlp_backward(m, m->mlp_store[0][l], m->gmlp_store[0][l], a->comb_n, a->na, a->nd, dh, dcomb, N);
+        if (top)
+            mlp_backward_pooled(m, m->mlp_store[0][l], m->gmlp_store[0][l], a->comb_n, a->na, m->pool_n, m->ng_ptr,
+                                m->node_graph, dpooled, dcomb, N, G);
+        else
+            mlp_backward(m, m->mlp_store[0][l], m->gmlp_store[0][l], a->comb_n, a->na, a->nd, dh, dcomb, N);
         gin_combine_backward(dh_prev, dz, m->geps_store[0][l], dcomb, h_in, m->eps_store[0][l], N, H);
         /* z = sum over edges into n of h[src] * e */
         gine_message_backward(dh_prev, de_prev, dz, h_in, e_in, m->src, m->dst, E, N, H, m->src_ptr, m->src_edges);
