@@ -185,25 +185,32 @@ BF16_TARGET static void convert_rows(uint32_t *a, int64_t lda, const float *inp,
             const int col = v * 16, n = ncols - col < 16 ? ncols - col : 16;                                    \
             const __mmask16 mk = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);                              \
             const __m512 bb = bias ? _mm512_maskz_loadu_ps(mk, bias + col) : _mm512_setzero_ps();               \
-            for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(c + r * ldc + col, mk, _mm512_add_ps(acc[r][v], bb)); \
+            for (int r = 0; r < R; r++) {                                                                       \
+                __m512 o = _mm512_add_ps(acc[r][v], bb);                                                        \
+                if (relu) o = _mm512_max_ps(o, _mm512_setzero_ps());                                            \
+                if (res) o = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, res + r * ldc + col), o);                  \
+                _mm512_mask_storeu_ps(c + r * ldc + col, mk, o);                                                \
+            }                                                                                                   \
         }                                                                                                       \
     } while (0)
 
 #define KFN(R, NV)                                                                                              \
     BF16_TARGET static void kern_##R##_##NV(int64_t kp, const uint32_t *a, int64_t lda, const uint16_t *b,      \
-                                            float *c, int64_t ldc, const float *bias, int ncols) {              \
+                                            float *c, int64_t ldc, const float *bias, int ncols,                \
+                                            const float *res, int relu) {                                       \
         KERNEL_BODY(R, NV);                                                                                     \
     }
 #define KFN_ROW(R) KFN(R, 1) KFN(R, 2) KFN(R, 3) KFN(R, 4)
 KFN_ROW(1) KFN_ROW(2) KFN_ROW(3) KFN_ROW(4) KFN_ROW(5) KFN_ROW(6)
 
-typedef void (*kern_fn)(int64_t, const uint32_t *, int64_t, const uint16_t *, float *, int64_t, const float *, int);
+typedef void (*kern_fn)(int64_t, const uint32_t *, int64_t, const uint16_t *, float *, int64_t, const float *, int,
+                        const float *, int);
 #define KROW(R) {kern_##R##_1, kern_##R##_2, kern_##R##_3, kern_##R##_4}
 static const kern_fn KERNELS[MR][4] = {KROW(1), KROW(2), KROW(3), KROW(4), KROW(5), KROW(6)};
 
 /* Rows [m0, m0 + mr) of out. */
 BF16_TARGET static void row_block(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
-                                  int64_t m0, int mr) {
+                                  const float *res, int relu, int64_t m0, int mr) {
     const int64_t lda = (pw->kp + 15) / 16 * 16;
     uint32_t a[MR * KP_MAX];
     convert_rows(a, lda, inp + m0 * pw->K, pw->K, mr);
@@ -211,7 +218,8 @@ BF16_TARGET static void row_block(float *out, const float *inp, const gemm_bf16_
         const int64_t c0 = p * PANEL;
         const int ncols = (int)(pw->N - c0 < PANEL ? pw->N - c0 : PANEL);
         KERNELS[mr - 1][(ncols + 15) / 16 - 1](pw->kp, a, lda, pw->w + p * pw->kp * PANEL * 2, out + m0 * pw->N + c0,
-                                               pw->N, bias ? bias + c0 : NULL, ncols);
+                                               pw->N, bias ? bias + c0 : NULL, ncols,
+                                               res ? res + m0 * pw->N + c0 : NULL, relu);
     }
 }
 
@@ -234,24 +242,31 @@ BF16_TARGET static void row_block(float *out, const float *inp, const gemm_bf16_
             const int col = v * 16, n = ncols - col < 16 ? ncols - col : 16;                                    \
             const __mmask16 mk = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);                              \
             const __m512 bb = bias ? _mm512_maskz_loadu_ps(mk, bias + col) : _mm512_setzero_ps();               \
-            for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(c + r * ldc + col, mk, _mm512_add_ps(acc[r][v], bb)); \
+            for (int r = 0; r < R; r++) {                                                                       \
+                __m512 o = _mm512_add_ps(acc[r][v], bb);                                                        \
+                if (relu) o = _mm512_max_ps(o, _mm512_setzero_ps());                                            \
+                if (res) o = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, res + r * ldc + col), o);                  \
+                _mm512_mask_storeu_ps(c + r * ldc + col, mk, o);                                                \
+            }                                                                                                   \
         }                                                                                                       \
     } while (0)
 
 #define FFN(R, NV)                                                                                              \
     __attribute__((target("avx512f"))) static void fkern_##R##_##NV(int64_t K, const float *a, const float *b,  \
                                                                    float *c, int64_t ldc, const float *bias,    \
-                                                                   int ncols) {                                 \
+                                                                   int ncols, const float *res, int relu) {     \
         KERNEL_F32_BODY(R, NV);                                                                                 \
     }
 #define FFN_ROW(R) FFN(R, 1) FFN(R, 2) FFN(R, 3) FFN(R, 4)
 FFN_ROW(1) FFN_ROW(2) FFN_ROW(3) FFN_ROW(4) FFN_ROW(5) FFN_ROW(6)
 
-typedef void (*fkern_fn)(int64_t, const float *, const float *, float *, int64_t, const float *, int);
+typedef void (*fkern_fn)(int64_t, const float *, const float *, float *, int64_t, const float *, int, const float *,
+                         int);
 #define FROW(R) {fkern_##R##_1, fkern_##R##_2, fkern_##R##_3, fkern_##R##_4}
 static const fkern_fn FKERNELS[MR][4] = {FROW(1), FROW(2), FROW(3), FROW(4), FROW(5), FROW(6)};
 
-static void f32_packed_kernel(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
+static void f32_packed_kernel(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
+                              const float *res, int relu, int64_t M) {
     const int64_t nb = (M + MR - 1) / MR;
 #ifdef _OPENMP
     const int par = nb >= 16 && !omp_in_parallel();
@@ -264,13 +279,14 @@ static void f32_packed_kernel(float *out, const float *inp, const gemm_bf16_weig
             const int64_t c0 = p * PANEL;
             const int ncols = (int)(pw->N - c0 < PANEL ? pw->N - c0 : PANEL);
             FKERNELS[mr - 1][(ncols + 15) / 16 - 1](pw->K, inp + m0 * pw->K, pw->wf + p * pw->K * PANEL,
-                                                    out + m0 * pw->N + c0, pw->N, bias ? bias + c0 : NULL, ncols);
+                                                    out + m0 * pw->N + c0, pw->N, bias ? bias + c0 : NULL, ncols,
+                                                    res ? res + m0 * pw->N + c0 : NULL, relu);
         }
     }
 }
 
 static void linear_packed_kernel(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
-                                 int64_t M) {
+                                 const float *res, int relu, int64_t M) {
     const int64_t nb = (M + MR - 1) / MR;
 #ifdef _OPENMP
     const int par = nb >= 16 && !omp_in_parallel();
@@ -278,7 +294,7 @@ static void linear_packed_kernel(float *out, const float *inp, const gemm_bf16_w
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t i = 0; i < nb; i++) {
         const int64_t m0 = i * MR;
-        row_block(out, inp, pw, bias, m0, (int)(M - m0 < MR ? M - m0 : MR));
+        row_block(out, inp, pw, bias, res, relu, m0, (int)(M - m0 < MR ? M - m0 : MR));
     }
 }
 #endif
@@ -298,7 +314,7 @@ void gemm_f32_linear(float *out, const float *inp, const gemm_bf16_weight *pw, c
     gemm_prof_mark pm;
     if (prof) gemm_profile_start(&pm);
 #ifdef HAVE_BF16_KERNEL
-    if (gemm_f32_packed_available()) f32_packed_kernel(out, inp, pw, bias, M);
+    if (gemm_f32_packed_available()) f32_packed_kernel(out, inp, pw, bias, NULL, 0, M);
     else
 #endif
         f32_packed_plain(out, inp, pw, bias, M);
@@ -310,7 +326,7 @@ void gemm_bf16_linear(float *out, const float *inp, const gemm_bf16_weight *pw, 
     gemm_prof_mark pm;
     if (prof) gemm_profile_start(&pm);
 #ifdef HAVE_BF16_KERNEL
-    if (gemm_bf16_available() && pw->kp <= KP_MAX) linear_packed_kernel(out, inp, pw, bias, M);
+    if (gemm_bf16_available() && pw->kp <= KP_MAX) linear_packed_kernel(out, inp, pw, bias, NULL, 0, M);
     else
 #endif
         linear_packed_plain(out, inp, pw, bias, M);
@@ -373,8 +389,15 @@ static const gemm_bf16_weight *cache_get(bf16_cache *c, const float *W, int64_t 
     return NULL;
 }
 
+int gemm_bf16_cache_open(void) { return tls_cache != NULL; }
+
 int gemm_bf16_linear_hook(float *out, const float *inp, const float *W, const float *bias, int64_t M, int64_t K,
                           int64_t N) {
+    return gemm_bf16_linear_hook_ex(out, inp, W, bias, NULL, 0, M, K, N);
+}
+
+int gemm_bf16_linear_hook_ex(float *out, const float *inp, const float *W, const float *bias, const float *res,
+                             int relu, int64_t M, int64_t K, int64_t N) {
 #ifdef HAVE_BF16_KERNEL
     bf16_cache *c = tls_cache;
     if (!c || N < 16 || K < 1) return 0;
@@ -386,14 +409,14 @@ int gemm_bf16_linear_hook(float *out, const float *inp, const float *W, const fl
     const int prof = gemm_profile_on();
     gemm_prof_mark pm;
     if (prof) gemm_profile_start(&pm);
-    if (c->bf16) linear_packed_kernel(out, inp, pw, bias, M);
-    else f32_packed_kernel(out, inp, pw, bias, M);
+    if (c->bf16) linear_packed_kernel(out, inp, pw, bias, res, relu, M);
+    else f32_packed_kernel(out, inp, pw, bias, res, relu, M);
     if (prof)
         gemm_profile_stop(c->bf16 ? GEMM_PROF_LINEAR_BF16 : GEMM_PROF_LINEAR_FP32, 2.0 * (double)M * (double)N * (double)K,
                           packed_threads(M), &pm);
     return 1;
 #else
-    (void)out; (void)inp; (void)W; (void)bias; (void)M; (void)K; (void)N;
+    (void)out; (void)inp; (void)W; (void)bias; (void)res; (void)relu; (void)M; (void)K; (void)N;
     return 0;
 #endif
 }

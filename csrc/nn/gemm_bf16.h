@@ -88,6 +88,15 @@ void gemm_bf16_cache_end(void);
  * returns 0. Narrow products (N < 16) and, in bf16, short sums (K < 8) decline too. */
 int gemm_bf16_linear_hook(float *out, const float *inp, const float *W, const float *bias, int64_t M, int64_t K,
                           int64_t N);
+/* The same with an epilogue fused into the product's stores (no extra pass over out):
+ *     v = inp @ W^T + bias;  v = relu ? max(v, 0) : v;  out = res ? res + v : v
+ * res[M,N] (may alias out) is a residual stream added after the Linear, as in h + Linear(...):
+ * bitwise what the separate Linear, ReLU and residual add would give. */
+int gemm_bf16_linear_hook_ex(float *out, const float *inp, const float *W, const float *bias, const float *res,
+                             int relu, int64_t M, int64_t K, int64_t N);
+/* 1 while a cache is open on the calling thread (the blocks of transformer.h then run their
+ * inference form). */
+int gemm_bf16_cache_open(void);
 
 /* Peak throughput loops for the benchmark: GFLOP/s of independent 512-bit FMA chains (32 flop
  * per instruction) and of vdpbf16ps chains (64 flop), each thread running `iters` rounds of 24

@@ -17,6 +17,8 @@
  * a row sits in. */
 #include "dispatch.h"
 
+#define ATT_SCRATCH 4096   /* probabilities of one (batch, head) held on the stack when att is NULL */
+
 /* The blocks' Linear forwards: in bf16 when the calling thread has opened a bf16 weight cache
  * (gemm_bf16.h; the diffusion model's sampling with precision bf16) and the CPU has the
  * kernel, else ops.c's fp32 linear_forward. */
@@ -26,6 +28,18 @@ static void tf_linear_forward(real *out, const real *inp, const real *w, const r
 #endif
     linear_forward(out, inp, w, b, B, C, OC);
 }
+
+#ifdef CM_REAL_IS_FLOAT
+/* The inference form's Linear with its epilogue fused into the product (gemm_bf16.h):
+ * out = [relu](inp @ w^T + b) [+ res]; where the hook declines, the same by separate passes. */
+static void tf_linear_epilogue(real *out, const real *inp, const real *w, const real *b, const real *res, int relu,
+                               int64_t B, int C, int OC) {
+    if (gemm_bf16_linear_hook_ex(out, inp, w, b, res, relu, B, C, OC)) return;
+    linear_forward(out, inp, w, b, B, C, OC);
+    if (relu) relu_forward(out, out, B * OC);
+    if (res) residual_forward(out, res, out, B * OC);
+}
+#endif
 
 /* exp(x) for the softmax (x <= 0 there). float: Cephes' expf (range reduction by ln 2 in two
  * parts, degree-6 polynomial, 2^n by exponent bits), within ~2 ulp on [-87, 0], branch-free so
@@ -303,82 +317,116 @@ __attribute__((target("avx512f,avx512dq"))) static inline __m512 exp512(__m512 x
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
-/* attention_bh_body with AVX-512 for hs % 16 == 0, hs <= ATT_HMAX, S <= ATT_SMAX: the keys
- * gathered transposed into kt[hs][Sp] (Sp = S rounded up to 16, zero-padded); scores of four
- * queries at a time (four independent FMA chains), 16 keys per vector, j ascending; the softmax
- * on masked vectors (max; exp; the lanes summed by _mm512_reduce_add_ps per block, blocks in
- * order); out likewise four queries at a time, s ascending. Each query's arithmetic is the same
- * whichever group it falls in. */
+/* 16 x 16 floats transposed in registers: r[i] lane c <- r[c] lane i (unpacks within 128-bit
+ * lanes, then 4-float blocks moved across lanes). */
+__attribute__((target("avx512f,avx512dq"), always_inline)) static inline void tr16x16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);       /* a0 b0 a1 b1 per 128-bit lane */
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);   /* a2 b2 a3 b3 */
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));       /* a0 b0 c0 d0 */
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));   /* a1 b1 c1 d1 */
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    /* r[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k */
+    for (int k = 0; k < 4; k++) {
+        const __m512 a = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), b = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
+        const __m512 c = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88), d = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
+        t[k] = _mm512_shuffle_f32x4(a, c, 0x88);
+        t[4 + k] = _mm512_shuffle_f32x4(b, d, 0x88);
+        t[8 + k] = _mm512_shuffle_f32x4(a, c, 0xDD);
+        t[12 + k] = _mm512_shuffle_f32x4(b, d, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* Scores of NK keys from s0 for the 16 queries of qt[hs][16]: pt[s][16] = scale * sum_j k[s,j]
+ * qt[j] (j ascending, one accumulator per key), and the running max per query lane. */
+__attribute__((target("avx512f,avx512dq"), always_inline)) static inline void att_scores(
+    float *pt, __m512 *mx, const float *qt, const float *k, int s0, const int NK, int hs, int ldkv, __m512 vscale) {
+    __m512 acc[8];
+    for (int r = 0; r < NK; r++) acc[r] = _mm512_setzero_ps();
+    for (int j = 0; j < hs; j++) {
+        const __m512 qj = _mm512_load_ps(qt + j * 16);
+        for (int r = 0; r < NK; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(k[(int64_t)(s0 + r) * ldkv + j]), qj, acc[r]);
+    }
+    for (int r = 0; r < NK; r++) {
+        const __m512 sc = _mm512_mul_ps(acc[r], vscale);
+        *mx = _mm512_max_ps(*mx, sc);
+        _mm512_store_ps(pt + (s0 + r) * 16, sc);
+    }
+}
+
+/* out rows [tq, tq + NQ) of a query block (channels [0, hs), row stride C) = sum_s pt[s][t] v[s]
+ * (s ascending, one accumulator per output vector). */
+__attribute__((target("avx512f,avx512dq"), always_inline)) static inline void att_values(
+    float *out, const float *pt, const float *v, int tq, const int NQ, int S, int hs, int ldkv, int C) {
+    for (int jb = 0; jb < hs; jb += 16) {
+        __m512 acc[8];
+        for (int r = 0; r < NQ; r++) acc[r] = _mm512_setzero_ps();
+        for (int s = 0; s < S; s++) {
+            const __m512 vv = _mm512_loadu_ps(v + (int64_t)s * ldkv + jb);
+            for (int r = 0; r < NQ; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(pt[s * 16 + tq + r]), vv, acc[r]);
+        }
+        for (int r = 0; r < NQ; r++) _mm512_storeu_ps(out + (int64_t)(tq + r) * C + jb, acc[r]);
+    }
+}
+
+/* attention_bh_body with AVX-512 for hs % 16 == 0, hs <= ATT_HMAX, S <= ATT_SMAX, made for the
+ * short sequences of sizing vectors (a few to a few tens of tokens), where padding keys to whole
+ * vectors and reducing across lanes would cost more than the products. Queries go 16 at a time
+ * into the lanes: q transposed in registers into qt[hs][16]; the scores of every key, a vector
+ * over the 16 queries, from k broadcast (keys in groups of 8, 4, 1: independent FMA chains);
+ * the softmax over keys is then vertical (max, exp, sum and scaling lane by lane, keys in
+ * order: no horizontal reductions); out rows from the probabilities broadcast and v rows (8
+ * queries at a time). Every lane's arithmetic is that of its query alone, so a query's result
+ * does not depend on the others in its block, on the batch or on the thread count. att (the
+ * probabilities, for backward) is written only when not NULL. */
 __attribute__((target("avx512f,avx512dq"))) static void attention_bh_avx512(real *out, real *att, const real *q,
                                                                              const real *k, const real *v, int T,
                                                                              int S, int C, int hs, int ldq, int ldkv,
                                                                              real scale) {
-    float kt[ATT_HMAX * ATT_SMAX];
-    const int nbk = (S + 15) / 16, Sp = nbk * 16, nj = hs / 16;
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    for (int bk = 0; bk < nbk; bk++) {
-        const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
-        const __mmask16 mk = (__mmask16)((1u << n) - 1u);
-        const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(ldkv));
-        const float *kb = k + (int64_t)bk * 16 * ldkv;
-        for (int j = 0; j < hs; j++)
-            _mm512_storeu_ps(kt + j * Sp + bk * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, kb + j, 4));
-    }
+    float qt[ATT_HMAX * 16] __attribute__((aligned(64)));
+    float pt[ATT_SMAX * 16] __attribute__((aligned(64)));
     const __m512 vscale = _mm512_set1_ps(scale);
-    for (int t0 = 0; t0 < T; t0 += 4) {
-        const int nq = T - t0 < 4 ? T - t0 : 4;
-        const float *q0 = q + (int64_t)t0 * ldq, *q1 = q0 + (nq > 1 ? ldq : 0), *q2 = q0 + (nq > 2 ? 2 * ldq : 0),
-                    *q3 = q0 + (nq > 3 ? 3 * ldq : 0);
-        __m512 sc[4][ATT_SMAX / 16];
-        __m512 mx[4];
-        for (int r = 0; r < 4; r++) mx[r] = _mm512_set1_ps(-INFINITY);
-        for (int bk = 0; bk < nbk; bk++) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int j = 0; j < hs; j++) {
-                const __m512 kv = _mm512_loadu_ps(kt + j * Sp + bk * 16);
-                a0 = _mm512_fmadd_ps(_mm512_set1_ps(q0[j]), kv, a0);
-                a1 = _mm512_fmadd_ps(_mm512_set1_ps(q1[j]), kv, a1);
-                a2 = _mm512_fmadd_ps(_mm512_set1_ps(q2[j]), kv, a2);
-                a3 = _mm512_fmadd_ps(_mm512_set1_ps(q3[j]), kv, a3);
-            }
-            const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
-            const __mmask16 mk = (__mmask16)((1u << n) - 1u);
-            sc[0][bk] = _mm512_mul_ps(a0, vscale); sc[1][bk] = _mm512_mul_ps(a1, vscale);
-            sc[2][bk] = _mm512_mul_ps(a2, vscale); sc[3][bk] = _mm512_mul_ps(a3, vscale);
-            for (int r = 0; r < 4; r++) mx[r] = _mm512_mask_max_ps(mx[r], mk, mx[r], sc[r][bk]);
+    const __m512i lane_rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                 _mm512_set1_epi32(S));
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        const int nq = T - t0 < 16 ? T - t0 : 16;
+        for (int jc = 0; jc < hs; jc += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nq ? _mm512_loadu_ps(q + (int64_t)(t0 + i) * ldq + jc) : _mm512_setzero_ps();
+            tr16x16(r);
+            for (int i = 0; i < 16; i++) _mm512_store_ps(qt + (jc + i) * 16, r[i]);
         }
-        for (int r = 0; r < nq; r++) {
-            const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(mx[r]));
-            float sum = 0;
-            for (int bk = 0; bk < nbk; bk++) {
-                const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
-                sc[r][bk] = _mm512_maskz_mov_ps((__mmask16)((1u << n) - 1u), exp512(_mm512_sub_ps(sc[r][bk], vmx)));
-                sum += _mm512_reduce_add_ps(sc[r][bk]);
-            }
-            const __m512 inv = _mm512_set1_ps(1.0f / sum);
-            float *a = att + (int64_t)(t0 + r) * S;
-            for (int bk = 0; bk < nbk; bk++) {
-                const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
-                _mm512_mask_storeu_ps(a + bk * 16, (__mmask16)((1u << n) - 1u), _mm512_mul_ps(sc[r][bk], inv));
-            }
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        int s = 0;
+        for (; s + 8 <= S; s += 8) att_scores(pt, &mx, qt, k, s, 8, hs, ldkv, vscale);
+        if (s + 4 <= S) { att_scores(pt, &mx, qt, k, s, 4, hs, ldkv, vscale); s += 4; }
+        for (; s < S; s++) att_scores(pt, &mx, qt, k, s, 1, hs, ldkv, vscale);
+        __m512 sum = _mm512_setzero_ps();
+        for (s = 0; s < S; s++) {
+            const __m512 e = exp512(_mm512_sub_ps(_mm512_load_ps(pt + s * 16), mx));
+            sum = _mm512_add_ps(sum, e);
+            _mm512_store_ps(pt + s * 16, e);
         }
-        const float *p0 = att + (int64_t)t0 * S, *p1 = p0 + (nq > 1 ? S : 0), *p2 = p0 + (nq > 2 ? 2 * S : 0),
-                    *p3 = p0 + (nq > 3 ? 3 * S : 0);
-        for (int jb = 0; jb < nj; jb++) {
-            __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
-            for (int s = 0; s < S; s++) {
-                const __m512 vv = _mm512_loadu_ps(v + (int64_t)s * ldkv + jb * 16);
-                o0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[s]), vv, o0);
-                o1 = _mm512_fmadd_ps(_mm512_set1_ps(p1[s]), vv, o1);
-                o2 = _mm512_fmadd_ps(_mm512_set1_ps(p2[s]), vv, o2);
-                o3 = _mm512_fmadd_ps(_mm512_set1_ps(p3[s]), vv, o3);
-            }
-            float *o = out + (int64_t)t0 * C + jb * 16;
-            _mm512_storeu_ps(o, o0);
-            if (nq > 1) _mm512_storeu_ps(o + C, o1);
-            if (nq > 2) _mm512_storeu_ps(o + 2 * C, o2);
-            if (nq > 3) _mm512_storeu_ps(o + 3 * C, o3);
+        const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
+        const __mmask16 live = (__mmask16)((1u << nq) - 1u);
+        for (s = 0; s < S; s++) {
+            const __m512 p = _mm512_mul_ps(_mm512_load_ps(pt + s * 16), inv);
+            _mm512_store_ps(pt + s * 16, p);
+            if (att) _mm512_mask_i32scatter_ps(att + (int64_t)t0 * S + s, live, lane_rows, p, 4);
         }
+        float *o = out + (int64_t)t0 * C;
+        int tq = 0;
+        for (; tq + 8 <= nq; tq += 8) att_values(o, pt, v, tq, 8, S, hs, ldkv, C);
+        if (tq + 4 <= nq) { att_values(o, pt, v, tq, 4, S, hs, ldkv, C); tq += 4; }
+        if (tq + 2 <= nq) { att_values(o, pt, v, tq, 2, S, hs, ldkv, C); tq += 2; }
+        if (tq < nq) att_values(o, pt, v, tq, 1, S, hs, ldkv, C);
     }
 }
 #define HAVE_ATT_AVX512 1
@@ -392,7 +440,16 @@ static void attention_bh(real *out, real *att, const real *q, const real *k, con
         return;
     }
 #endif
-    attention_bh_generic(out, att, q, k, v, T, S, C, hs, ldq, ldkv, scale);
+    if (att) {
+        attention_bh_generic(out, att, q, k, v, T, S, C, hs, ldq, ldkv, scale);
+        return;
+    }
+    /* no att to keep: the probabilities of a few queries at a time in a buffer of our own */
+    real buf[ATT_SCRATCH];
+    const int rows = S <= ATT_SCRATCH ? ATT_SCRATCH / S : 1;
+    for (int t0 = 0; t0 < T; t0 += rows)
+        attention_bh_generic(out + (int64_t)t0 * C, buf, q + (int64_t)t0 * ldq, k, v, T - t0 < rows ? T - t0 : rows, S, C,
+                             hs, ldq, ldkv, scale);
 }
 
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v, int B, int T, int S, int C,
@@ -408,7 +465,7 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
     for (int64_t i = 0; i < pairs; i++) {
         const int64_t b = i / NH;
         const int h = (int)(i % NH);
-        attention_bh(out + b * T * C + h * hs, att + i * T * S, q + b * T * ldq + h * hs, k + b * S * ldkv + h * hs,
+        attention_bh(out + b * T * C + h * hs, att ? att + i * T * S : NULL, q + b * T * ldq + h * hs, k + b * S * ldkv + h * hs,
                      v + b * S * ldkv + h * hs, T, S, C, hs, ldq, ldkv, scale);
     }
     if (prof) {
@@ -637,9 +694,55 @@ void tblock_acts_carve(tblock_acts *a, real *base, uint8_t *mask, const int64_t 
 
 /* ---------------------------------------------------------------- blocks: forward, backward */
 
+#ifdef CM_REAL_IS_FLOAT
+/* The inference form of block_forward (see transformer.h): no dropout, the attention
+ * probabilities kept inside the kernel, the residual adds and ReLU fused into the Linear
+ * products' stores. Only LN1, QKV, ATTY, RES1, (LNX, XQ, XKV, XATTY, RES2,) LN2, FCH_ACT (and
+ * FCH with GELU) are written. */
+static void block_forward_inference(real *out, tblock_acts *acts, const real *inp, const real *mem,
+                                    const tblock_params *p, int B, int T, int S, int C, int NH, int F,
+                                    cm_activation act) {
+    real *const *a = acts->t;
+    real *const *w = p->t;
+    const int64_t BT = (int64_t)B * T, CC = (int64_t)C * C;
+    /* x1 = x + SelfAttn(LN1(x)) */
+    layernorm_forward(a[TBA_LN1], a[TBA_LN1_MEAN], a[TBA_LN1_RSTD], inp, w[TBP_LN1_W], w[TBP_LN1_B], BT, C);
+    tf_linear_forward(a[TBA_QKV], a[TBA_LN1], w[TBP_ATTN_WQKV], w[TBP_ATTN_BQKV], BT, C, 3 * C);
+    attention_forward(a[TBA_ATTY], T <= ATT_SCRATCH ? NULL : a[TBA_ATT], a[TBA_QKV], a[TBA_QKV] + C,
+                      a[TBA_QKV] + 2 * C, B, T, T, C, NH, 3 * C, 3 * C);
+    tf_linear_epilogue(a[TBA_RES1], a[TBA_ATTY], w[TBP_ATTN_WO], w[TBP_ATTN_BO], inp, 0, BT, C, C);
+    const real *h = a[TBA_RES1];
+    if (mem) {
+        /* x2 = x1 + CrossAttn(LNX(x1), mem) */
+        const real *xb = w[TBP_XATTN_BQKV];
+        layernorm_forward(a[TBA_LNX], a[TBA_LNX_MEAN], a[TBA_LNX_RSTD], h, w[TBP_LNX_W], w[TBP_LNX_B], BT, C);
+        tf_linear_forward(a[TBA_XQ], a[TBA_LNX], w[TBP_XATTN_WQKV], xb, BT, C, C);
+        tf_linear_forward(a[TBA_XKV], mem, w[TBP_XATTN_WQKV] + CC, xb ? xb + C : NULL, (int64_t)B * S, C, 2 * C);
+        attention_forward(a[TBA_XATTY], S <= ATT_SCRATCH ? NULL : a[TBA_XATT], a[TBA_XQ], a[TBA_XKV], a[TBA_XKV] + C,
+                          B, T, S, C, NH, C, 2 * C);
+        tf_linear_epilogue(a[TBA_RES2], a[TBA_XATTY], w[TBP_XATTN_WO], w[TBP_XATTN_BO], h, 0, BT, C, C);
+        h = a[TBA_RES2];
+    }
+    /* out = h + Linear(act(Linear(LN2(h)))) */
+    layernorm_forward(a[TBA_LN2], a[TBA_LN2_MEAN], a[TBA_LN2_RSTD], h, w[TBP_LN2_W], w[TBP_LN2_B], BT, C);
+    if (act == CM_ACT_RELU) tf_linear_epilogue(a[TBA_FCH_ACT], a[TBA_LN2], w[TBP_FC_W], w[TBP_FC_B], NULL, 1, BT, C, F);
+    else {
+        tf_linear_forward(a[TBA_FCH], a[TBA_LN2], w[TBP_FC_W], w[TBP_FC_B], BT, C, F);
+        gelu_forward(a[TBA_FCH_ACT], a[TBA_FCH], BT * F);
+    }
+    tf_linear_epilogue(out, a[TBA_FCH_ACT], w[TBP_PROJ_W], w[TBP_PROJ_B], h, 0, BT, F, C);
+}
+#endif
+
 /* One body for both kinds: the decoder adds the cross-attention sub-block (mem != NULL). */
 static void block_forward(real *out, tblock_acts *acts, const real *inp, const real *mem, const tblock_params *p,
                           int B, int T, int S, int C, int NH, int F, cm_activation act, real dropout, uint64_t seed) {
+#ifdef CM_REAL_IS_FLOAT
+    if (dropout == 0 && gemm_bf16_cache_open()) {
+        block_forward_inference(out, acts, inp, mem, p, B, T, S, C, NH, F, act);
+        return;
+    }
+#endif
     real *const *a = acts->t;
     real *const *w = p->t;
     const int64_t BT = (int64_t)B * T, n = BT * C;

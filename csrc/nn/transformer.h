@@ -52,7 +52,8 @@ void residual_backward(real *dinp1, real *dinp2, const real *dout, int64_t n);
  *   att[b,h,t,:] = softmax(q[b,t,h] . k[b,:,h] / sqrt(hs));  out[b,t,h] = sum_s att[b,h,t,s] v[b,s,h]
  * q rows are ldq apart ([B,T] rows), k and v rows ldkv apart ([B,S] rows), so the three can live
  * in one fused projection: self-attention passes q = qkv, k = qkv + C, v = qkv + 2C, ld = 3C.
- * out[B,T,C] (ld C), att[B,NH,T,S] saved for backward. */
+ * out[B,T,C] (ld C), att[B,NH,T,S] saved for backward; att may be NULL when no backward follows
+ * and S <= 4096 (inference: the probabilities then never leave the kernel). */
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v, int B, int T, int S, int C,
                        int NH, int ldq, int ldkv);
 /* datt[B,NH,T,S] is scratch (holds the gradient of the pre-softmax scores). dq, dk, dv use the
@@ -148,7 +149,13 @@ int64_t tblock_act_sizes(int64_t sizes[TBA_N], int64_t *mask_bytes, int B, int T
 void tblock_acts_carve(tblock_acts *a, real *base, uint8_t *mask, const int64_t sizes[TBA_N]);
 
 /* out[B,T,C] from inp[B,T,C]. dropout p in [0,1) with a counter-based mask from seed (pass
- * p = 0 for evaluation). */
+ * p = 0 for evaluation).
+ * Inference form: with p = 0 while a packed-weight cache is open on the calling thread
+ * (gemm_bf16_cache_begin: sampling, where no backward follows), a block skips the dropout copy,
+ * keeps the attention probabilities inside the kernel and fuses the residual adds and ReLU into
+ * the Linear products' stores; the output is bitwise the same as the plain form's with the same
+ * Linear kernels, but acts then holds only LN1, QKV, ATTY, RES1, LNX, XQ, XKV, XATTY, RES2, LN2,
+ * FCH_ACT (and FCH with GELU): backward must not follow. */
 void encoder_block_forward(real *out, tblock_acts *acts, const real *inp, const tblock_params *p, int B, int T, int C,
                            int NH, int F, cm_activation act, real dropout, uint64_t seed);
 /* dacts: the same layout as acts, used as scratch (zeroed here). dinp and grads accumulate. */
