@@ -184,3 +184,78 @@ def test_log_metrics_conditions_on_log_values():
     assert not np.allclose(lin.condition(Y), s.condition(Y), atol=1e-2)
     with pytest.raises(ValueError, match="log_metrics"):
         s.condition(np.array([[-1.0, 30.0]]))
+
+
+def _small_problem(seed=0, n=120):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(1, 2, (n, 3))
+    Y = np.c_[10 ** rng.uniform(-6, -3, n), 10 ** rng.uniform(-6, -4, n), rng.uniform(20, 40, n),
+              10 ** rng.uniform(2, 5, n)]
+    Y[:3, 1] = 1.0       # three outliers in the noise column
+    return X, Y
+
+
+def test_overshoot_conditions_on_stricter_specs():
+    """sample(overshoot=a) asks for specs a (robust) standard deviations stricter in each inequality's
+    direction: it is sampling the target moved by that much in the condition's space (log scale for
+    log metrics), equality metrics untouched; overshoot_spread draws a further U(0, spread) per
+    sample and metric, and sample i depends on (seed, i) only."""
+    X, Y = _small_problem()
+    s = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=1, augment=2, log_metrics=[True, True, False, True],
+                       robust_metrics=True, metric_clip=5.0)
+    s.fit(X, Y, directions=["<=", "<=", ">=", None], progress=False)
+    t = np.array([1e-5, 1e-5, 30.0, 1e3])
+    a = 0.5
+    sd = s._y_std.std
+    moved = np.array([t[0] * np.exp(-a * sd[0]), t[1] * np.exp(-a * sd[1]), t[2] + a * sd[2], t[3]])
+    assert moved[0] < t[0] and moved[1] < t[1] and moved[2] > t[2]
+    np.testing.assert_allclose(s.condition(t, shift=-np.array([1, 1, -1, 0]) * a), s.condition(moved), atol=1e-5)
+    got = s.sample(t, n=6, steps=5, overshoot=a)
+    ref = s.sample(moved, n=6, steps=5, overshoot=0.0)
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    assert not np.allclose(got, s.sample(t, n=6, steps=5, overshoot=0.0))
+    # spread: deterministic, sample i independent of n
+    s6 = s.sample(t, n=6, steps=5, overshoot=a, overshoot_spread=1.0)
+    s3 = s.sample(t, n=3, steps=5, overshoot=a, overshoot_spread=1.0)
+    np.testing.assert_array_equal(s6[:3], s3)
+    assert s.sample(np.stack([moved, t]), n=3, steps=5, overshoot=a, overshoot_spread=1.0).shape == (2, 3, 3)
+    assert not np.allclose(s6, got)
+    with pytest.raises(ValueError, match="overshoot"):
+        s.sample(t, n=2, overshoot=-1.0)
+
+
+def test_robust_metric_scaling_and_relax_units():
+    """robust_metrics centres on the median and scales by IQR/1.349 (scikit-learn's RobustScaler with
+    unit_variance); metric_clip bounds the standardised metrics; relax_units='std' relaxes each copy by
+    at most `relax` standard deviations of the (log-)metric, in the spec's direction only."""
+    X, Y = _small_problem()
+    s = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=0, augment=0, log_metrics=[True, True, False, True],
+                       robust_metrics=True, metric_clip=3.0)
+    s.fit(X, Y, directions=["<=", "<=", ">=", ">="], progress=False)
+    L = np.log(Y)
+    L[:, 2] = Y[:, 2]
+    q1, med, q3 = np.percentile(L, [25, 50, 75], axis=0)
+    np.testing.assert_allclose(s._y_std.mean, med)
+    np.testing.assert_allclose(s._y_std.std, (q3 - q1) / 1.3489795003921634)
+    try:
+        from sklearn.preprocessing import RobustScaler
+        np.testing.assert_allclose(s._y_std.transform(L), RobustScaler(unit_variance=True).fit_transform(L), atol=1e-9)
+    except ImportError:
+        pass
+    Z = np.clip(s._y_std.transform(L), -3, 3)
+    assert np.abs(Z[:3, 1]).max() == 3.0          # the outliers are clipped
+    F = np.c_[Z, *[Z[:, i] * Z[:, j] for i in range(4) for j in range(i, 4)]]
+    q1, med, q3 = np.percentile(F, [25, 50, 75], axis=0)
+    np.testing.assert_allclose(s.condition(Y), (F - med) / ((q3 - q1) / 1.3489795003921634), atol=1e-4)
+    # relaxation in the condition's units
+    r = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=0, augment=4, relax=0.5, relax_units="std",
+                       log_metrics=[True, True, False, True])
+    Xa, Ya = r._prepare(X, Y, np.array([1.0, 1.0, -1.0, -1.0]), np.random.default_rng(1))
+    assert len(Ya) == 5 * len(Y)
+    La = np.log(Ya)
+    La[:, 2] = Ya[:, 2]
+    d = (La[len(Y):] - np.repeat(L, 4, axis=0)) / L.std(axis=0)
+    assert (d[:, :2] >= -1e-9).all() and (d[:, 2:] <= 1e-9).all()      # looser specs only
+    assert np.abs(d).max() <= 0.5 + 1e-9 and np.abs(d).max() > 0.4
+    with pytest.raises(ValueError, match="relax_units"):
+        DiffusionSizer(relax_units="percent")

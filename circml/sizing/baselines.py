@@ -229,7 +229,11 @@ class ANNConfig:
     poly_degree: int = 2
     augment: int = 10
     relax: float = 0.2
+    relax_units: str = "mean"
     log_sizes: bool = False
+    log_metrics: bool = False
+    robust_metrics: bool = False
+    metric_clip: Optional[float] = None
     # training: AdamW, linear warmup then cosine decay, MSE on sizes normalised to [-1, 1]
     epochs: int = 100
     batch_size: int = 256
@@ -326,6 +330,9 @@ class InverseANNSizer:
         self._arrays = _core.mlp_arrays(self._model)
 
     condition = DiffusionSizer.condition
+    _prepare = DiffusionSizer._prepare
+    _log_metrics = DiffusionSizer._log_metrics
+    _clip_metrics = DiffusionSizer._clip_metrics
     _lr = DiffusionSizer._lr
 
     def fit(self, X, Y, ranges=None, directions: Optional[Sequence] = None, epochs: Optional[int] = None,
@@ -365,9 +372,7 @@ class InverseANNSizer:
             perm = rng.permutation(len(X))
             k = max(1, int(round(val_fraction * len(X))))
             val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
-        Xa, Ya = RelaxSpecs(c.augment, c.relax, sign)(X[train_idx], Y[train_idx], rng)
-        self._y_std = Standardize().fit(Ya)
-        self._f_std = Standardize().fit(self._poly.transform(self._y_std.transform(Ya)))
+        Xa, Ya = self._prepare(X[train_idx], Y[train_idx], sign, rng)
         x_in = self.condition(Ya)
         target = self._x_scale.transform(Xa).astype(np.float32)
         self._build(D, M)

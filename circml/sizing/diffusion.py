@@ -94,7 +94,10 @@ class SizerConfig:
     # data
     poly_degree: int = 2
     augment: int = 10                    # relaxed copies per design (0: none)
-    relax: float = 0.2                   # largest relaxation, a fraction of the metric's |mean|
+    relax: float = 0.2                   # largest relaxation, in relax_units
+    relax_units: str = "mean"            # "mean": relax * |mean(y)| (physical units); "std": relax std of the condition
+    robust_metrics: bool = False         # centre/scale the (log-)metrics by median and IQR, not mean and std
+    metric_clip: Optional[float] = None  # clip the standardised metrics to +-this before the expansion
     log_sizes: bool = False              # normalise sizes on a log scale (positive ranges only)
     log_metrics: bool = False            # condition on log(metric) (positive metrics only; bool or one per metric)
     # training
@@ -114,6 +117,8 @@ class SizerConfig:
     guidance_mode: str = "uncond_weight"  # eps = w eps(x) + (1 - w) eps(x|y), the paper's eq. (3)
     spacing: str = "trailing"
     clip: float = 1.0                    # x0 estimates clipped to the normalised range each step
+    overshoot: float = 0.0               # condition on specs this many std beyond the target (inequalities only)
+    overshoot_spread: float = 0.0        # plus U(0, spread) std more, drawn per sample and metric
 
     @classmethod
     def paper(cls, **overrides) -> "SizerConfig":
@@ -148,8 +153,14 @@ class SizerConfig:
             raise ValueError(f"SizerConfig.p_uncond must be in [0, 1], got {self.p_uncond}")
         if self.augment < 0 or self.relax < 0 or self.epochs < 0:
             raise ValueError("SizerConfig.augment, relax and epochs must not be negative")
+        if self.metric_clip is not None and not self.metric_clip > 0:
+            raise ValueError(f"SizerConfig.metric_clip must be positive or None, got {self.metric_clip!r}")
+        if self.relax_units not in ("mean", "std"):
+            raise ValueError(f"SizerConfig.relax_units must be 'mean' or 'std', got {self.relax_units!r}")
         if self.eta < 0 or self.clip < 0:
             raise ValueError("SizerConfig.eta and clip must not be negative")
+        if self.overshoot < 0 or self.overshoot_spread < 0:
+            raise ValueError("SizerConfig.overshoot and overshoot_spread must not be negative")
 
 
 # -- preprocessing ---------------------------------------------------------------------------
@@ -205,10 +216,19 @@ class Standardize:
         self.mean = None if mean is None else np.asarray(mean, np.float64)
         self.std = None if std is None else np.asarray(std, np.float64)
 
-    def fit(self, Y: np.ndarray) -> "Standardize":
+    def fit(self, Y: np.ndarray, robust: bool = False) -> "Standardize":
+        """Fit the centre and scale per column; ``robust=True`` uses the median and the
+        interquartile range / 1.349 (the standard deviation for normal data), as scikit-learn's
+        ``RobustScaler(unit_variance=True)``, so that a few outlying rows (a broken design with a
+        huge noise) do not squeeze the rest into a sliver."""
         Y = np.asarray(Y, np.float64)
-        self.mean = Y.mean(axis=0)
-        std = Y.std(axis=0)
+        if robust:
+            q1, self.mean, q3 = np.percentile(Y, [25, 50, 75], axis=0)
+            std = (q3 - q1) / 1.3489795003921634
+            std = np.where(std > 0, std, Y.std(axis=0))
+        else:
+            self.mean = Y.mean(axis=0)
+            std = Y.std(axis=0)
         self.std = np.where(std > 0, std, 1.0)
         return self
 
@@ -416,9 +436,13 @@ class DiffusionSizer:
             off += k
 
     # -- preprocessing -----------------------------------------------------------------
-    def condition(self, targets: np.ndarray) -> np.ndarray:
+    def condition(self, targets: np.ndarray, shift: Optional[np.ndarray] = None) -> np.ndarray:
         """The model's condition features of performance rows (physical units): standardised,
-        expanded to degree ``poly_degree``, standardised again. ``[K, M] -> [K, P]`` float32."""
+        expanded to degree ``poly_degree``, standardised again. ``[K, M] -> [K, P]`` float32.
+        ``shift`` (``[M]`` or ``[K, M]``) is added to the standardised performances before the
+        expansion, i.e. in units of each metric's standard deviation over the training set (on
+        the log scale where ``log_metrics`` selects it); :meth:`DiffusionSizer.sample` uses it
+        for the overshoot."""
         if self._f_std is None:
             self._require_fitted()
         T = np.asarray(targets, np.float64)
@@ -429,10 +453,52 @@ class DiffusionSizer:
         if not np.isfinite(T).all():
             raise ValueError("targets must be finite")
         logs = _log_metrics(T, getattr(self.config, "log_metrics", False))
-        return self._f_std.transform(self._poly.transform(self._y_std.transform(logs))).astype(np.float32)
+        Z = self._y_std.transform(logs)
+        if shift is not None:
+            Z = Z + np.asarray(shift, np.float64)
+        return self._f_std.transform(self._poly.transform(self._clip_metrics(Z))).astype(np.float32)
+
+    def _clip_metrics(self, Z: np.ndarray) -> np.ndarray:
+        c = getattr(self.config, "metric_clip", None)
+        return Z if c is None else np.clip(Z, -float(c), float(c))
 
     def _log_metrics(self, Y: np.ndarray) -> np.ndarray:
         return _log_metrics(Y, getattr(self.config, "log_metrics", False))
+
+    def _prepare(self, X: np.ndarray, Y: np.ndarray, sign: np.ndarray,
+                 rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+        """Augment the training designs (:class:`RelaxSpecs`, in the units ``relax_units``
+        says) and fit the condition's transforms on the augmented set; returns ``(Xa, Ya)``,
+        ``Ya`` in physical units. Shared by the learned sizers (the inverse ANN too), so they all
+        see the same data."""
+        c = self.config
+        M = Y.shape[1]
+        flags = np.broadcast_to(np.asarray(getattr(c, "log_metrics", False), bool), (M,))
+        if flags.any() and (Y[:, flags] <= 0).any():
+            raise ValueError("log_metrics: a selected metric has values <= 0 in Y (cannot take the log)")
+        units = getattr(c, "relax_units", "mean")
+        if units == "std":
+            # relax in the space the model is conditioned in: by up to `relax` standard deviations
+            # of each (log-)metric, i.e. by a factor for a log metric
+            L = _log_metrics(Y, flags)
+            Xa, La = RelaxSpecs(c.augment, c.relax, sign, scale=L.std(axis=0))(X, L, rng)
+            Ya = La.copy()
+            Ya[:, flags] = np.exp(La[:, flags])
+        else:
+            Xa, Ya = RelaxSpecs(c.augment, c.relax, sign)(X, Y, rng)
+            if flags.any():
+                # a ">=" spec relaxed below zero means "any value"; for a log condition it becomes
+                # the smallest positive bound in the set, which the design still meets
+                Ya = Ya.copy()
+                for j in np.flatnonzero(flags):
+                    col = Ya[:, j]
+                    col[col <= 0] = col[col > 0].min()
+        robust = bool(getattr(c, "robust_metrics", False))
+        self._y_std = Standardize().fit(self._log_metrics(Ya), robust=robust)
+        self._poly = PolynomialExpansion(c.poly_degree)
+        Z = self._clip_metrics(self._y_std.transform(self._log_metrics(Ya)))
+        self._f_std = Standardize().fit(self._poly.transform(Z), robust=robust)
+        return Xa, Ya
 
     # -- training ------------------------------------------------------------------------
     def _lr(self, step: int, total: int) -> float:
@@ -517,20 +583,7 @@ class DiffusionSizer:
             perm = rng.permutation(len(X))
             k = max(1, int(round(val_fraction * len(X))))
             val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
-        Xa, Ya = RelaxSpecs(c.augment, c.relax, sign)(X[train_idx], Y[train_idx], rng)
-        flags = np.broadcast_to(np.asarray(c.log_metrics, bool), (M,))
-        if flags.any():
-            if (Y[:, flags] <= 0).any():
-                raise ValueError("log_metrics: a selected metric has values <= 0 in Y (cannot take the log)")
-            # a ">=" spec relaxed below zero means "any value"; for a log condition it becomes the
-            # smallest positive bound in the set, which the design still meets
-            Ya = Ya.copy()
-            for j in np.flatnonzero(flags):
-                col = Ya[:, j]
-                col[col <= 0] = col[col > 0].min()
-        self._y_std = Standardize().fit(self._log_metrics(Ya))
-        self._poly = PolynomialExpansion(c.poly_degree)
-        self._f_std = Standardize().fit(self._poly.transform(self._y_std.transform(self._log_metrics(Ya))))
+        Xa, Ya = self._prepare(X[train_idx], Y[train_idx], sign, rng)
         x0 = self._x_scale.transform(Xa).astype(np.float32)
         cond = self.condition(Ya)
         self._build(D, M)
@@ -591,7 +644,8 @@ class DiffusionSizer:
     # -- sampling ------------------------------------------------------------------------
     def sample(self, targets, n: int = 100, guidance: Optional[float] = None, steps: Optional[int] = None,
                sampler: Optional[str] = None, guidance_mode: Optional[str] = None, eta: Optional[float] = None,
-               seed: Optional[int] = None, clip_to_ranges: bool = True, precision: str = "fp32") -> np.ndarray:
+               seed: Optional[int] = None, clip_to_ranges: bool = True, precision: str = "fp32",
+               overshoot: Optional[float] = None, overshoot_spread: Optional[float] = None) -> np.ndarray:
         """Draw ``n`` sizing vectors per performance target, in physical units.
 
         Args:
@@ -617,6 +671,19 @@ class DiffusionSizer:
                 bfloat16 with fp32 sums (AVX-512 BF16 dot products, ~1.2x faster; samples
                 differ from fp32 ones by bf16 rounding, see docs/sizing.md "Speed"). Where the
                 CPU lacks avx512_bf16 it runs, and returns, the fp32 path.
+            overshoot: condition on specifications stricter than ``targets`` (default
+                ``config.overshoot``): metric ``j``'s standardised value (see :meth:`condition`)
+                moves by ``-s_j * overshoot`` standard deviations, ``s_j = +1`` for a ``"<="``
+                spec (a lower power is asked), ``-1`` for ``">="`` (a higher gain), ``0`` for
+                metrics without a direction (unchanged). A conditional model regresses towards
+                the data it was trained on, and a target beyond the data's Pareto front sits
+                where its nearest training conditions are slightly worse than the target, so the
+                samples land short of it; asking for a little more puts them past it. A design
+                meeting the stricter spec meets the target too.
+            overshoot_spread: each sample's condition moves a further ``u * overshoot_spread``
+                standard deviations in the same directions, ``u ~ U(0, 1)`` drawn per sample
+                and metric from ``seed`` (default ``config.overshoot_spread``): a spread of
+                conditions instead of one point, for diversity.
 
         Returns ``[n, D]`` for one target, ``[K, n, D]`` for ``K``.
 
@@ -645,7 +712,19 @@ class DiffusionSizer:
         seed = self.seed if seed is None else int(seed)
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        rows = np.repeat(cond, n, axis=0)
+        over = c.overshoot if overshoot is None else float(overshoot)
+        spread = c.overshoot_spread if overshoot_spread is None else float(overshoot_spread)
+        if over < 0 or spread < 0:
+            raise ValueError(f"overshoot and overshoot_spread must not be negative, got {over}, {spread}")
+        sign = np.asarray(self.directions if self.directions is not None else np.zeros(self.n_metrics), np.float64)
+        if (over or spread) and sign.any():
+            Tr = np.repeat(np.atleast_2d(T), n, axis=0)
+            # sample i's draw depends on (seed, i) only, as the sampler's noise does
+            u = np.tile(np.random.default_rng([seed & (2**64 - 1), 0x0E5]).random((n, len(sign))),
+                        (len(Tr) // n, 1)) if spread else 0.0
+            rows = self.condition(Tr, shift=-sign * (over + spread * u))
+        else:
+            rows = np.repeat(cond, n, axis=0)
         z = _core.diffusion_sample(self._model, rows, steps, _SAMPLERS[sampler], _SPACINGS[c.spacing], eta,
                                    GUIDANCE_MODES[mode], w, c.clip, seed & (2**64 - 1), 0, precision)
         X = self._x_scale.inverse(z)

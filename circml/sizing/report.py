@@ -256,6 +256,8 @@ class SizingReport:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for tb, info in self.testbenches.items():
             for ti, t in enumerate(info["targets"]):
+                if not any(r["testbench"] == tb and r["target_index"] == ti for r in self.rows):
+                    continue   # a target a partial run (target_indices) did not measure
                 specs = [f"{'≤' if d == '<=' else '≥'} {DISPLAY[m][2].format(t[j] * DISPLAY[m][1])}"
                          for j, (m, d) in enumerate(zip(METRICS, DIRECTIONS))]
                 lines.append(f"| **{tb}** #{ti + 1} | " + " | ".join(specs) + " | | | | | |")
@@ -459,7 +461,8 @@ def report(testbenches: Sequence[str] = DEFAULT_TESTBENCHES, methods: Optional[S
            n_designs: int = 2000, n_targets: int = 2, n_samples: int = 100, tighten_fraction: float = 0.02,
            seed: int = 0, cache_dir: Union[str, Path, None] = "benchmarks/_data/sizing", workers: Optional[int] = None,
            sample_repeats: int = 3, tradeoff: Optional[Dict[str, Any]] = None, progress: bool = True,
-           log: Optional[Callable[[str], None]] = print, out: Union[str, Path, None] = None) -> SizingReport:
+           log: Optional[Callable[[str], None]] = print, out: Union[str, Path, None] = None,
+           target_indices: Optional[Sequence[int]] = None) -> SizingReport:
     """Measure the paper's Table II on our testbenches (see the module docstring).
 
     Args:
@@ -479,6 +482,8 @@ def report(testbenches: Sequence[str] = DEFAULT_TESTBENCHES, methods: Optional[S
         progress: progress bars.
         log: where one-line progress messages go (``None``: nowhere).
         out: save the report (JSON) here after every testbench, so a long run keeps what it measured.
+        target_indices: measure only these of the ``n_targets`` targets (e.g. ``[1]`` for the
+            second); the targets themselves are chosen as in a full run (default: all).
 
     Returns a :class:`SizingReport`.
     """
@@ -491,6 +496,7 @@ def report(testbenches: Sequence[str] = DEFAULT_TESTBENCHES, methods: Optional[S
         "n_designs": n_designs, "n_targets": n_targets, "n_samples": n_samples,
         "tighten_fraction": tighten_fraction, "seed": seed, "metrics": list(METRICS), "directions": list(DIRECTIONS),
         "methods": [m.name for m in methods], "sample_repeats": sample_repeats,
+        "target_indices": None if target_indices is None else [int(i) for i in target_indices],
         "argv": sys.argv if __name__ == "__main__" else None})
     pool = _pool(workers)
     try:
@@ -513,6 +519,8 @@ def report(testbenches: Sequence[str] = DEFAULT_TESTBENCHES, methods: Optional[S
                 info["methods"][meth.name] = {"train_time_s": train_time,
                                               "params": int(getattr(sizer, "num_parameters", 0) or 0)}
                 for ti, t in enumerate(T):
+                    if target_indices is not None and ti not in target_indices:
+                        continue
                     Xs, st = _timed_sample(sizer, t, n_samples, sample_repeats if meth.learned else 1,
                                            meth.sample_kwargs)
                     Xs = Xs.reshape(-1, X.shape[1])
@@ -585,6 +593,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--methods", nargs="+", default=None, help="a subset of the default methods' names")
     p.add_argument("--designs", type=int, default=2000)
     p.add_argument("--targets", type=int, default=2)
+    p.add_argument("--target-indices", type=int, nargs="+", default=None, metavar="I",
+                   help="measure only these targets of each testbench (0-based; chosen as in a full run)")
     p.add_argument("--samples", type=int, default=100)
     p.add_argument("--tighten", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=0)
@@ -609,7 +619,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         trade = {"testbenches": a.tradeoff or list(a.testbenches)[:1],
                  "sizes": [tuple(int(v) for v in s.split("x")) for s in a.tradeoff_sizes]}
     rep = report(a.testbenches, methods, a.designs, a.targets, a.samples, a.tighten, a.seed, a.cache_dir, a.workers,
-                 tradeoff=trade, progress=not a.no_progress, out=a.out)
+                 tradeoff=trade, progress=not a.no_progress, out=a.out, target_indices=a.target_indices)
     path = rep.save(a.out)
     print(rep.to_markdown())
     if rep.tradeoff:
