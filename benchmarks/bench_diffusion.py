@@ -22,6 +22,14 @@ both alike; circml on its OpenMP threads, PyTorch with torch.set_num_threads(thr
   (c) one design at a time (latency, guidance on): DDIM 50 for a single target;
   (d) one training step at batch 256: forward, v-MSE, backward, clipping, AdamW (dropout 0.1 in
       the blocks' MLPs on both sides; PyTorch's other dropouts are removed, as in the C model).
+  (e) time inside the matmuls of (a) and (b), measured: runs with the C core's opt-in matmul
+      profile on (_core.matmul_profile: per product kind the flops and the wall, thread and CPU
+      time spent inside it, summed over the sampling threads). matmul GFLOP/s = flops / (thread
+      seconds in products / threads), i.e. the rate of the cores while they are in a product,
+      compared with the fp32 peak; also the Linear layers alone and the fused attention kernel
+      (q k^T, softmax and att v in one pass: its time includes the softmax) alone, and the share
+      of the run spent outside the products (in thread time, and in process CPU time). The
+      profiled runs are separate from the timed ones (profiling costs two clock reads per product).
 The peak: csrc/tests/test_gemm_bf16.c's "peak" mode runs, on every thread at once, independent
 chains of 512-bit FMAs (vfmadd231ps, 32 flop each) and of vdpbf16ps (64 flop each: 32 bf16
 products summed pairwise into 16 fp32 lanes), 24 accumulators per thread (more than latency x
@@ -191,6 +199,49 @@ def time_alternating(fns: dict, repeats: int, warmup: int = 1) -> dict:
 CORE_PEAK = {}   # the 1-thread fp32 peak, filled by main()
 
 
+def matmul_profile(fn, threads: int, peak: float | None, repeats: int = 3) -> dict:
+    """fn() run `repeats` times with the C core's matmul profile on; the run with the median
+    matmul rate, per product kind and in total (see (e) in the module docstring)."""
+    from circml import _core
+    runs = []
+    _core.matmul_profile(reset=True, enable=True)
+    try:
+        for _ in range(repeats):
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            pr = _core.matmul_profile(reset=True)
+            kinds = {k: v for k, v in pr.items() if k != "enabled" and v["calls"]}
+            runs.append((wall, cpu, kinds))
+    finally:
+        _core.matmul_profile(reset=True, enable=False)
+
+    def rate(rows):
+        fl = sum(v["flops"] for v in rows)
+        th = sum(v["thread_s"] for v in rows)
+        cp = sum(v["cpu_s"] for v in rows)
+        out = {"gflop": fl / 1e9, "thread_s": th, "cpu_s": cp,
+               "gflops": fl / (th / threads) / 1e9 if th else float("nan"),
+               "gflops_per_cpu_s_in_product": fl / cp / 1e9 if cp else float("nan")}
+        if peak:
+            out["fraction_of_fp32_peak"] = out["gflops"] / peak
+        return out
+
+    summ = []
+    for wall, cpu, kinds in runs:
+        lin = [v for k, v in kinds.items() if k != "attention_fused"]
+        att = [v for k, v in kinds.items() if k == "attention_fused"]
+        tot = rate(lin + att)
+        summ.append({"wall_s": wall, "process_cpu_s": cpu, "matmul": tot, "linear": rate(lin), "attention": rate(att),
+                     "share_outside_matmul_thread_time": 1 - tot["thread_s"] / (wall * threads),
+                     "share_outside_matmul_cpu_time": 1 - tot["cpu_s"] / cpu,
+                     "kinds": kinds})
+    summ.sort(key=lambda r: r["matmul"]["gflops"])
+    med = summ[len(summ) // 2]
+    med["runs_matmul_gflops"] = [r["matmul"]["gflops"] for r in summ]
+    return med
+
+
 def summarise(times: dict, flops: float | None = None, peak: float | None = None, ref: str | None = None) -> dict:
     core_peak = CORE_PEAK.get("fp32")
     out = {}
@@ -244,6 +295,8 @@ def bench_shape(name: str, shape: dict, repeats: int, threads: int, peak: float 
     res["sampling"]["bf16_vs_fp32_max_abs_diff"] = float(np.abs(x32 - x16).max())
     res["sampling"]["bf16_vs_fp32_mean_abs_diff"] = float(np.abs(x32 - x16).mean())
     res["sampling"]["bf16_kernel"] = _core.gemm_bf16_info()
+    res["sampling"]["matmul_profile"] = {p: matmul_profile(lambda: c_sample(model, y, precision=p), threads, peak)
+                                         for p in ("fp32", "bf16")}
 
     # (c): one design at a time, guidance on
     y1 = y[:1]
@@ -429,6 +482,14 @@ def report(r: dict) -> None:
                   f"of a core's  "
                   f"x{x.get('speedup_vs_pytorch_fp32', 1.0):.2f} (CPU time x{x.get('speedup_cpu_time_vs_pytorch_fp32', 1.0):.2f})")
         print(f"   bf16 vs fp32 samples: max |diff| {sm['bf16_vs_fp32_max_abs_diff']:.2e}")
+        for p, mp in sm.get("matmul_profile", {}).items():
+            print(f"   circml_{p} inside the matmuls: {mp['matmul']['gflops']:6.1f} GFLOP/s = "
+                  f"{100 * mp['matmul'].get('fraction_of_fp32_peak', float('nan')):5.1f}% of fp32 peak "
+                  f"(Linear {mp['linear']['gflops']:.1f} = {100 * mp['linear'].get('fraction_of_fp32_peak', float('nan')):.1f}%, "
+                  f"attention {mp['attention']['gflops']:.1f} = "
+                  f"{100 * mp['attention'].get('fraction_of_fp32_peak', float('nan')):.1f}%); outside the matmuls "
+                  f"{100 * mp['share_outside_matmul_thread_time']:.1f}% of thread time, "
+                  f"{100 * mp['share_outside_matmul_cpu_time']:.1f}% of CPU time")
         print(f"[{name}] one design: pytorch {1e3 * lt['pytorch_fp32']['s_median']:.1f} ms, circml fp32 "
               f"{1e3 * lt['circml_fp32']['s_median']:.1f} ms (x{lt['circml_fp32']['speedup_vs_pytorch_fp32']:.2f}), "
               f"bf16 {1e3 * lt['circml_bf16']['s_median']:.1f} ms (x{lt['circml_bf16']['speedup_vs_pytorch_fp32']:.2f}); "

@@ -299,6 +299,7 @@ CM_DISPATCH(attention_bh_generic, attention_bh_body,
 #include <immintrin.h>
 #define ATT_SMAX 256   /* keys handled by the AVX-512 path */
 #define ATT_HMAX 64    /* head width handled by the AVX-512 path (a multiple of 16) */
+#define ATT_QALONE 2   /* a last block of this many queries or fewer runs query by query */
 __attribute__((target("avx512f,avx512dq"))) static inline __m512 exp512(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
     x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
@@ -347,14 +348,17 @@ __attribute__((target("avx512f,avx512dq"), always_inline)) static inline void tr
  * qt[j] (j ascending, one accumulator per key), and the running max per query lane. */
 __attribute__((target("avx512f,avx512dq"), always_inline)) static inline void att_scores(
     float *pt, __m512 *mx, const float *qt, const float *k, int s0, const int NK, int hs, int ldkv, __m512 vscale) {
-    __m512 acc[8];
-    for (int r = 0; r < NK; r++) acc[r] = _mm512_setzero_ps();
-    for (int j = 0; j < hs; j++) {
-        const __m512 qj = _mm512_load_ps(qt + j * 16);
-        for (int r = 0; r < NK; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(k[(int64_t)(s0 + r) * ldkv + j]), qj, acc[r]);
+    __m512 acc[8], acc2[8];
+    for (int r = 0; r < NK; r++) acc[r] = acc2[r] = _mm512_setzero_ps();
+    for (int j = 0; j < hs; j += 2) {
+        const __m512 qj = _mm512_load_ps(qt + j * 16), qj2 = _mm512_load_ps(qt + j * 16 + 16);
+        for (int r = 0; r < NK; r++) {
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(k[(int64_t)(s0 + r) * ldkv + j]), qj, acc[r]);
+            acc2[r] = _mm512_fmadd_ps(_mm512_set1_ps(k[(int64_t)(s0 + r) * ldkv + j + 1]), qj2, acc2[r]);
+        }
     }
     for (int r = 0; r < NK; r++) {
-        const __m512 sc = _mm512_mul_ps(acc[r], vscale);
+        const __m512 sc = _mm512_mul_ps(_mm512_add_ps(acc[r], acc2[r]), vscale);
         *mx = _mm512_max_ps(*mx, sc);
         _mm512_store_ps(pt + (s0 + r) * 16, sc);
     }
@@ -372,6 +376,61 @@ __attribute__((target("avx512f,avx512dq"), always_inline)) static inline void at
             for (int r = 0; r < NQ; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(pt[s * 16 + tq + r]), vv, acc[r]);
         }
         for (int r = 0; r < NQ; r++) _mm512_storeu_ps(out + (int64_t)(tq + r) * C + jb, acc[r]);
+    }
+}
+
+/* One query alone (the last one or two of a sequence, e.g. the 17th of 17 tokens), keys in the
+ * lanes: a 16-query block would spend all its work on that one lane. Scores of 16 keys at a
+ * time: per key the products over the head's channels (hs / 16 vectors, FMA in channel-block
+ * order), then the 16 product vectors transposed and their rows added in order, so lane i holds
+ * key i's dot product; the softmax over keys with masked lane reductions (max; exp; sum); out =
+ * sum_s p[s] v[s] with four accumulators (s mod 4) added as (a0 + a1) + (a2 + a3). att's row is
+ * written in place when att is not NULL. The arithmetic depends only on the query's own data. */
+__attribute__((target("avx512f,avx512dq"))) static void attention_query_avx512(float *out, float *att, const float *q,
+                                                                                const float *k, const float *v, int S,
+                                                                                int hs, int ldkv, float scale) {
+    float p[ATT_SMAX] __attribute__((aligned(64)));
+    const int nbk = (S + 15) / 16;
+    __m512 sc[ATT_SMAX / 16];
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int bk = 0; bk < nbk; bk++) {
+        const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
+        const __mmask16 mk = (__mmask16)((1u << n) - 1u);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) {
+            __m512 acc = _mm512_setzero_ps();
+            if (i < n) {
+                const float *kr = k + (int64_t)(bk * 16 + i) * ldkv;
+                for (int jc = 0; jc < hs; jc += 16)
+                    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + jc), _mm512_loadu_ps(kr + jc), acc);
+            }
+            r[i] = acc;
+        }
+        tr16x16(r);
+        __m512 d = r[0];
+        for (int i = 1; i < 16; i++) d = _mm512_add_ps(d, r[i]);
+        sc[bk] = _mm512_mul_ps(d, _mm512_set1_ps(scale));
+        mx = _mm512_mask_max_ps(mx, mk, mx, sc[bk]);
+    }
+    const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int bk = 0; bk < nbk; bk++) {
+        const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
+        sc[bk] = _mm512_maskz_mov_ps((__mmask16)((1u << n) - 1u), exp512(_mm512_sub_ps(sc[bk], vmx)));
+        sum = _mm512_add_ps(sum, sc[bk]);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int bk = 0; bk < nbk; bk++) {
+        const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
+        const __m512 pv = _mm512_mul_ps(sc[bk], inv);
+        _mm512_store_ps(p + bk * 16, pv);
+        if (att) _mm512_mask_storeu_ps(att + bk * 16, (__mmask16)((1u << n) - 1u), pv);
+    }
+    for (int jb = 0; jb < hs; jb += 16) {
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int s = 0; s < S; s++)
+            a[s & 3] = _mm512_fmadd_ps(_mm512_set1_ps(p[s]), _mm512_loadu_ps(v + (int64_t)s * ldkv + jb), a[s & 3]);
+        _mm512_storeu_ps(out + jb, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
     }
 }
 
@@ -396,6 +455,12 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_bh_avx512(real
                                                  _mm512_set1_epi32(S));
     for (int t0 = 0; t0 < T; t0 += 16) {
         const int nq = T - t0 < 16 ? T - t0 : 16;
+        if (nq <= ATT_QALONE) {   /* a block of one or two queries: each alone, keys in the lanes */
+            for (int t = t0; t < T; t++)
+                attention_query_avx512(out + (int64_t)t * C, att ? att + (int64_t)t * S : NULL, q + (int64_t)t * ldq, k,
+                                       v, S, hs, ldkv, scale);
+            break;
+        }
         for (int jc = 0; jc < hs; jc += 16) {
             __m512 r[16];
             for (int i = 0; i < 16; i++)
