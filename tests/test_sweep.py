@@ -376,3 +376,15 @@ def test_dask_matches_local():
     np.testing.assert_array_equal(remote.X, local.X)
     np.testing.assert_array_equal(remote.Y, local.Y)
     assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_pool_recycles_its_workers_and_results_do_not_change():
+    # (libngspice keeps a little memory per simulation: long sweeps replace their workers)
+    from circml.spice import SimulationPool
+    tb = make_testbench()
+    X = sample_designs(tb, 20, seed=4)
+    with SimulationPool(2, recycle_after=6) as pool:
+        ds = sweep(tb, X, executor=pool, chunksize=2, progress=False)
+        assert pool.recycled >= 1 and pool.restarts == 0
+    assert (ds.status == "ok").all(), ds.error
+    np.testing.assert_array_equal(ds.Y, _serial(tb, X))
