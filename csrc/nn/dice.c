@@ -36,6 +36,16 @@ typedef struct {
     real *xu, *outu;             /* [DEDUP_MAX, F], [DEDUP_MAX, H] */
 } enc_acts;
 
+/* Blocked layers (see layer_forward_blocked): at hidden <= BLK_MAX_H a DICE layer runs in a few
+ * OpenMP regions over fixed blocks of BLK_ROWS rows. 240 x 64 x 64 multiply-adds per product
+ * stay below gemm.c's team threshold, so each block's products run on the thread that has it. */
+#define BLK_MAX_H 64
+#define BLK_ROWS 240
+#define BLK_PARALLEL_MIN 32768   /* (N + E) x H values: below that one thread does a layer */
+/* a block's weight-gradient parts: wa [H,H], ba [H], wb [H,H], bb [H] */
+#define BLK_PART(H) (2 * (H) * (H) + 2 * (H))
+static int64_t blk_count(int64_t rows) { return (rows + BLK_ROWS - 1) / BLK_ROWS; }
+
 struct cm_dice {
     cm_dice_config cfg;
     /* parameter table */
@@ -59,7 +69,13 @@ struct cm_dice {
     layer_acts *layers;
     real *pooled;
     real *pool_n, *pool_e;    /* [G, H]: the last layer's GELU-dropout rows summed per graph (fold) */
-    real *dbuf[9];            /* backward scratch, [R = max(N, E), H] each */
+    real *dbuf[10];           /* backward scratch, [R = max(N, E), H] each */
+    real *dpool_n, *dpool_e;  /* [G, H]: gradients of pool_n, pool_e */
+    /* blocked layers (hidden <= BLK_MAX_H): per row block, its part of the MLP weight gradients
+     * ([items][BLK_PART]) and of the eps gradients ([items]) */
+    int blocked;
+    real *blk_part;
+    double *blk_dot;
     real *in_x, *in_ea;             /* copies of the inputs, kept for backward */
     int64_t *in_idx;                /* src, dst, node_graph, edge_graph copies */
     /* last forward */
@@ -111,6 +127,7 @@ cm_status cm_dice_init(cm_dice **out, const cm_dice_config *cfg, uint64_t seed, 
     m->cfg = *cfg;
     m->spec = spec;
     m->grouping = 1;
+    m->blocked = !plain && cfg->hidden <= BLK_MAX_H;
     const int64_t H = cfg->hidden, Fn = cfg->node_in, Fe = cfg->edge_in, D = cfg->out;
     int idx_enc[3][DICE_ENC_N];
     const int64_t fin[3] = {Fn, Fe, H}, fout[3] = {H, H, D};
@@ -218,6 +235,8 @@ void cm_dice_free(cm_dice *m) {
     free(m->buffers);
     free(m->act);
     free(m->csr);
+    free(m->blk_part);
+    free(m->blk_dot);
     free(m->layers);
     free(m);
 }
@@ -249,13 +268,16 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     const int64_t Fn = m->cfg.node_in, Fe = m->cfg.edge_in;
     const int plain = m->cfg.conv != GNN_DICE;
     const int64_t per_layer = plain ? cN * H + gnn_block_act_size(&m->spec, cN, cE) : 5 * cN * H + 4 * cE * H;
-    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * per_layer + 3 * cG * H + 9 * R * H + 6 * H +
+    int64_t total = 4 * cN * H + 4 * cE * H + 3 * cG * H + L * per_layer + 5 * cG * H + 10 * R * H + 6 * H +
                     cN * Fn + cE * Fe + DEDUP_MAX * (Fn + Fe + 2 * H) + (plain ? gnn_block_scratch_size(&m->spec, cN, cE) : 0);
     real *act = malloc(sizeof(real) * (size_t)total);
     int64_t *csr = malloc(sizeof(int64_t) * (size_t)(2 * (cN + 1) + 2 * cE + (cG + 1) + cN + (cG + 1) + cE + 3 * cE + cN + cN + cE));
-    if (!act || !csr) { free(act); free(csr); return CM_ERR_NOMEM; }
-    free(m->act); free(m->csr);
-    m->act = act; m->csr = csr;
+    const int64_t items = m->blocked ? blk_count(cN) + blk_count(cE) : 0;
+    real *part = m->blocked ? malloc(sizeof(real) * (size_t)(items * BLK_PART(H))) : NULL;
+    double *dots = m->blocked ? malloc(sizeof(double) * (size_t)items) : NULL;
+    if (!act || !csr || (m->blocked && (!part || !dots))) { free(act); free(csr); free(part); free(dots); return CM_ERR_NOMEM; }
+    free(m->act); free(m->csr); free(m->blk_part); free(m->blk_dot);
+    m->act = act; m->csr = csr; m->blk_part = part; m->blk_dot = dots;
     m->capN = cN; m->capE = cE; m->capG = cG;
     real *p = act;
 #define TAKE(ptr, n) do { (ptr) = p; p += (n); } while (0)
@@ -271,7 +293,9 @@ static cm_status ensure_capacity(cm_dice *m, int64_t N, int64_t E, int64_t G) {
     TAKE(m->pooled, cG * H);
     TAKE(m->pool_n, cG * H);
     TAKE(m->pool_e, cG * H);
-    for (int k = 0; k < 9; k++) TAKE(m->dbuf[k], R * H);
+    for (int k = 0; k < 10; k++) TAKE(m->dbuf[k], R * H);
+    TAKE(m->dpool_n, cG * H);
+    TAKE(m->dpool_e, cG * H);
     for (int k = 0; k < 3; k++) { TAKE(m->bn[k].mean, H); TAKE(m->bn[k].rstd, H); }
     TAKE(m->in_x, cN * Fn);
     TAKE(m->in_ea, cE * Fe);
@@ -438,6 +462,187 @@ static void mlp_backward_pooled(cm_dice *m, real *const *w, real *const *gw, con
     linear_backward_set(din, gw[DICE_MLP_WA], gw[DICE_MLP_BA], da, in, w[DICE_MLP_WA], R, H, H);
 }
 
+/* ---------------------------------------------------------------- blocked layers
+ * At small widths a DICE layer is a few dozen short products and elementwise passes; one
+ * OpenMP team per op (about 20 per layer) then costs more in start-ups and barriers than the
+ * ops, and more still on a busy machine, where every barrier waits for a descheduled thread.
+ * So at hidden <= BLK_MAX_H a layer runs in two regions forward and three backward, each a
+ * loop over fixed blocks of BLK_ROWS node or edge rows handed out dynamically (a thread that
+ * lost its core hands its blocks to the other). A block goes through its whole chain on one
+ * thread with its rows in cache: combine, Linear, GELU + dropout, Linear, and back. The weight
+ * gradients are summed per block and the blocks' parts added in block order, the eps
+ * gradients likewise: the results never depend on the thread count or on who ran a block. */
+
+typedef struct { int node; int64_t r0, r1; } blk_rows;
+static blk_rows blk_item(int64_t it, int64_t nbN, int64_t N, int64_t E) {
+    blk_rows b;
+    b.node = it < nbN;
+    b.r0 = (b.node ? it : it - nbN) * BLK_ROWS;
+    const int64_t R = b.node ? N : E;
+    b.r1 = b.r0 + BLK_ROWS < R ? b.r0 + BLK_ROWS : R;
+    return b;
+}
+
+/* One layer forward: z, then per block comb -> Linear -> GELU + dropout -> Linear (the last
+ * Linear skipped in a folded top layer, whose hidden rows are pooled instead). */
+static void layer_forward_blocked(cm_dice *m, int l, const real *h, const real *e, int top, int training, uint64_t s) {
+    layer_acts *a = &m->layers[l];
+    const int H = m->cfg.hidden;
+    const int64_t N = m->N, E = m->E, nbN = blk_count(N), nbE = blk_count(E);
+    const real p = m->cfg.dropout;
+    gine_message_forward(a->z, h, e, m->src, m->dst_ptr, m->dst_edges, N, H);
+#pragma omp parallel for schedule(dynamic, 1) if ((N + E) * H >= BLK_PARALLEL_MIN)
+    for (int64_t it = 0; it < nbN + nbE; it++) {
+        const blk_rows b = blk_item(it, nbN, N, E);
+        const int64_t nr = b.r1 - b.r0, i0 = b.r0 * H;
+        real *const *w = m->mlp_store[b.node ? 0 : 1][l];
+        real *comb = b.node ? a->comb_n : a->comb_e, *pre = b.node ? a->na : a->ea, *d = b.node ? a->nd : a->ed;
+        if (b.node) gin_combine_forward_rows(comb, h, a->z, m->eps_store[0][l], b.r0, b.r1, H);
+        else gine_edge_combine_forward_rows(comb, e, a->z, m->src, m->dst, m->eps_store[1][l], b.r0, b.r1, H);
+        gemm(pre + i0, H, comb + i0, H, 1, w[DICE_MLP_WA], 1, H, w[DICE_MLP_BA], nr, H, H, 0);
+        if (training) gelu_dropout_forward_rows(d, pre, pre, i0, nr * H, p, b.node ? s : mix64(s));
+        else gelu_forward_rows(d, pre, i0, nr * H);
+        if (!top) gemm((b.node ? a->h : a->e) + i0, H, d + i0, H, 1, w[DICE_MLP_WB], 1, H, w[DICE_MLP_BB], nr, H, H, 0);
+    }
+}
+
+/* grad[k] += sum over items it0 <= it < it1 of part[it][off + k], k < n, items in order */
+static void blk_reduce(real *grad, const real *part, int64_t it0, int64_t it1, int64_t stride, int64_t off, int64_t n) {
+    enum { CH = 256 };
+    for (int64_t k0 = 0; k0 < n; k0 += CH) {
+        const int w = (int)(n - k0 < CH ? n - k0 : CH);
+        real acc[CH];
+        for (int k = 0; k < w; k++) acc[k] = grad[k0 + k];
+        for (int64_t it = it0; it < it1; it++) {
+            const real *q = part + it * stride + off + k0;
+            for (int k = 0; k < w; k++) acc[k] += q[k];
+        }
+        for (int k = 0; k < w; k++) grad[k0 + k] = acc[k];
+    }
+}
+
+/* One layer backward. dh, de [N|E, H]: gradients of the layer's outputs (unused in a folded
+ * top layer, which reads dpooled [G, H]); dh_prev, de_prev: of its inputs, WRITTEN. */
+static void layer_backward_blocked(cm_dice *m, int l, int top, const real *h_in, const real *e_in, const real *dh,
+                                   const real *de, const real *dpooled, real *dh_prev, real *de_prev) {
+    layer_acts *a = &m->layers[l];
+    const int H = m->cfg.hidden;
+    const int64_t N = m->N, E = m->E, G = m->G, nbN = blk_count(N), nbE = blk_count(E), PART = BLK_PART(H);
+    real *const *wn = m->mlp_store[0][l], *const *we = m->mlp_store[1][l];
+    real *const *gn = m->gmlp_store[0][l], *const *ge = m->gmlp_store[1][l];
+    real *dcomb_n = m->dbuf[5], *dcomb_e = m->dbuf[6], *da_n = m->dbuf[7], *da_e = m->dbuf[8], *dz = m->dbuf[9];
+    const int par = (N + E) * H >= BLK_PARALLEL_MIN;
+    if (top) {   /* the second Linears on the G pooled rows (see mlp_backward_pooled) */
+        for (int k = 0; k < 2; k++) {
+            real *const *w = k ? we : wn, *const *gw = k ? ge : gn;
+            const int64_t *ptr = k ? m->eg_ptr : m->ng_ptr;
+            linear_backward_set(k ? m->dpool_e : m->dpool_n, gw[DICE_MLP_WB], NULL, dpooled, k ? m->pool_e : m->pool_n,
+                                w[DICE_MLP_WB], G, H, H);
+            for (int c = 0; c < H; c++) {
+                double acc = 0;
+                for (int64_t g = 0; g < G; g++) acc += (double)(ptr[g + 1] - ptr[g]) * dpooled[g * H + c];
+                gw[DICE_MLP_BB][c] += (real)acc;
+            }
+        }
+    }
+    /* 1: the MLPs, block by block: d(pre-activation), its Linear's parts of the weight
+     * gradients and the gradient of the MLP input (dcomb) */
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+    for (int64_t it = 0; it < nbN + nbE; it++) {
+        const blk_rows b = blk_item(it, nbN, N, E);
+        const int64_t nr = b.r1 - b.r0, i0 = b.r0 * H;
+        real *const *w = b.node ? wn : we;
+        real *part = m->blk_part + it * PART;
+        const real *comb = (b.node ? a->comb_n : a->comb_e) + i0, *deriv = b.node ? a->na : a->ea;
+        real *da = b.node ? da_n : da_e;
+        if (top) {
+            gather_mul_forward_rows(da, b.node ? m->dpool_n : m->dpool_e, b.node ? m->node_graph : m->edge_graph, deriv,
+                                    b.r0, b.r1, H);
+        } else {
+            const real *dout = (b.node ? dh : de) + i0, *d = (b.node ? a->nd : a->ed) + i0;
+            gemm(da + i0, H, dout, H, 1, w[DICE_MLP_WB], H, 1, NULL, nr, H, H, 0);              /* dd = dout @ wb */
+            gemm(part + H * H + H, H, dout, 1, H, d, H, 1, NULL, H, H, nr, 0);                 /* dout^T @ d */
+            colsum_rows(part + 2 * H * H + H, dout, 0, nr, H);
+            gelu_dropout_backward_rows(da, da, deriv, i0, nr * H);                              /* da = dd * deriv */
+        }
+        gemm(part, H, da + i0, 1, H, comb, H, 1, NULL, H, H, nr, 0);                             /* da^T @ comb */
+        colsum_rows(part + H * H, da + i0, 0, nr, H);
+        gemm((b.node ? dcomb_n : dcomb_e) + i0, H, da + i0, H, 1, w[DICE_MLP_WA], H, 1, NULL, nr, H, H, 0);   /* da @ wa */
+    }
+    /* 2: dz and the node input's combine gradient, per node block; the weight-gradient parts
+     * summed, per piece of a tensor (pieces of the node and edge MLPs' wa, ba, and wb, bb
+     * unless folded) */
+    struct { real *grad; int64_t it0, it1, off, n; } red[64];
+    int nred = 0;
+    for (int k = 0; k < 2; k++) {
+        real *const *gw = k ? ge : gn;
+        const int64_t it0 = k ? nbN : 0, it1 = k ? nbN + nbE : nbN;
+        const int64_t offs[4] = {0, H * H, H * H + H, 2 * H * H + H}, lens[4] = {H * H, H, H * H, H};
+        real *grads[4] = {gw[DICE_MLP_WA], gw[DICE_MLP_BA], gw[DICE_MLP_WB], gw[DICE_MLP_BB]};
+        for (int t = 0; t < (top ? 2 : 4); t++)
+            for (int64_t k0 = 0; k0 < lens[t]; k0 += 1024) {
+                const int64_t n = lens[t] - k0 < 1024 ? lens[t] - k0 : 1024;
+                red[nred].grad = grads[t] + k0;
+                red[nred].it0 = it0; red[nred].it1 = it1; red[nred].off = offs[t] + k0; red[nred].n = n;
+                nred++;
+            }
+    }
+    double *dot_n = m->blk_dot, *dot_e = m->blk_dot + nbN;
+    const real *eps_n = m->eps_store[0][l], *eps_e = m->eps_store[1][l];
+#pragma omp parallel if (par)
+    {
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int64_t ib = 0; ib < nbN; ib++) {
+            const int64_t r0 = ib * BLK_ROWS, r1 = r0 + BLK_ROWS < N ? r0 + BLK_ROWS : N;
+            dot_n[ib] = gine_node_backward_rows(dz, dh_prev, dcomb_n, dcomb_e, h_in, eps_n, m->src_ptr, m->src_edges,
+                                                m->dst_ptr, m->dst_edges, r0, r1, H);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int r = 0; r < nred; r++)
+            blk_reduce(red[r].grad, m->blk_part, red[r].it0, red[r].it1, PART, red[r].off, red[r].n);
+    }
+    /* 3: the messages' gradients: the edge input's (written, with its combine gradient) and
+     * the node input's (added) */
+#pragma omp parallel if (par)
+    {
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int64_t ib = 0; ib < nbE; ib++) {
+            const int64_t r0 = ib * BLK_ROWS, r1 = r0 + BLK_ROWS < E ? r0 + BLK_ROWS : E;
+            dot_e[ib] = gine_edge_backward_rows(de_prev, dcomb_e, e_in, dz, h_in, m->src, m->dst, eps_e, r0, r1, H);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t ib = 0; ib < nbN; ib++) {
+            const int64_t r0 = ib * BLK_ROWS, r1 = r0 + BLK_ROWS < N ? r0 + BLK_ROWS : N;
+            gine_message_backward_nodes_rows(dh_prev, dz, e_in, m->dst, m->src_ptr, m->src_edges, r0, r1, H);
+        }
+    }
+    double sn = 0, se = 0;
+    for (int64_t ib = 0; ib < nbN; ib++) sn += dot_n[ib];
+    for (int64_t ib = 0; ib < nbE; ib++) se += dot_e[ib];
+    m->geps_store[0][l][0] += (real)sn;
+    m->geps_store[1][l][0] += (real)se;
+}
+
+/* The folded readout's sums: pool_n[g] = sum of graph g's rows of nd, pool_e[g] of ed (rows
+ * in CSR order, one writer per graph). */
+static void pool_rows(cm_dice *m, const real *nd, const real *ed) {
+    const int H = m->cfg.hidden;
+    const int64_t G = m->G;
+#pragma omp parallel for schedule(dynamic, 4) if ((m->N + m->E) * H >= BLK_PARALLEL_MIN)
+    for (int64_t g = 0; g < G; g++) {
+        for (int k = 0; k < 2; k++) {
+            const int64_t *ptr = k ? m->eg_ptr : m->ng_ptr, *rows = k ? m->eg_rows : m->ng_rows;
+            const real *in = k ? ed : nd;
+            real *o = (k ? m->pool_e : m->pool_n) + g * H;
+            for (int c = 0; c < H; c++) o[c] = 0;
+            for (int64_t q = ptr[g]; q < ptr[g + 1]; q++) {
+                const real *x = in + rows[q] * H;
+                for (int c = 0; c < H; c++) o[c] += x[c];
+            }
+        }
+    }
+}
+
 /* Sum rows into their segments: out[G,H] += in[rows of segment g]. */
 static void segment_sum(real *out, const real *in, const int64_t *ptr, const int64_t *rows, int64_t G, int H) {
     scatter_add_forward(out, in, ptr, rows, G, H);
@@ -492,18 +697,28 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
             h = a->h;
             continue;
         }
+        uint64_t s = mix64(seed ^ mix64((uint64_t)l * 2 + 0x5151));
+        const int top = m->folded && l == c->layers - 1;
+        if (m->blocked) {
+            layer_forward_blocked(m, l, h, e, top, training, s);
+            if (top) {
+                pool_rows(m, a->nd, a->ed);
+                pooled_linear_forward(m->pooled, m->pool_n, m->mlp_store[0][l], m->ng_ptr, G, H, 0);
+                pooled_linear_forward(m->pooled, m->pool_e, m->mlp_store[1][l], m->eg_ptr, G, H, 1);
+                break;
+            }
+            h = a->h;
+            e = a->e;
+            continue;
+        }
         /* z = sum over edges into n of h[src] * e (one pass, no message buffer) */
         gine_message_forward(a->z, h, e, src, m->dst_ptr, m->dst_edges, N, H);
         gin_combine_forward(a->comb_n, h, a->z, m->eps_store[0][l], N, H);
         gine_edge_combine_forward(a->comb_e, e, a->z, src, dst, m->eps_store[1][l], E, H);
-        uint64_t s = mix64(seed ^ mix64((uint64_t)l * 2 + 0x5151));
-        if (m->folded && l == c->layers - 1) {
+        if (top) {
             mlp_hidden_forward(m, m->mlp_store[0][l], a->comb_n, a->na, a->nd, N, training, s);
             mlp_hidden_forward(m, m->mlp_store[1][l], a->comb_e, a->ea, a->ed, E, training, mix64(s));
-            memset(m->pool_n, 0, sizeof(real) * (size_t)(G * H));
-            memset(m->pool_e, 0, sizeof(real) * (size_t)(G * H));
-            segment_sum(m->pool_n, a->nd, m->ng_ptr, m->ng_rows, G, H);
-            segment_sum(m->pool_e, a->ed, m->eg_ptr, m->eg_rows, G, H);
+            pool_rows(m, a->nd, a->ed);
             pooled_linear_forward(m->pooled, m->pool_n, m->mlp_store[0][l], m->ng_ptr, G, H, 0);
             pooled_linear_forward(m->pooled, m->pool_e, m->mlp_store[1][l], m->eg_ptr, G, H, 1);
             break;
@@ -544,6 +759,12 @@ cm_status cm_dice_backward(cm_dice *m, const real *dy, cm_error *err) {
         layer_acts *a = &m->layers[l];
         const real *h_in = l ? m->layers[l - 1].h : m->enc_n.out;
         const real *e_in = l ? m->layers[l - 1].e : m->enc_e.out;
+        if (m->blocked) {   /* dh_prev, de_prev written */
+            layer_backward_blocked(m, l, m->folded && l == c->layers - 1, h_in, e_in, dh, de, dpooled, dh_prev, de_prev);
+            real *t = dh; dh = dh_prev; dh_prev = t;
+            t = de; de = de_prev; de_prev = t;
+            continue;
+        }
         memset(dh_prev, 0, sizeof(real) * (size_t)(N * H));
         if (plain) {
             gnn_block_backward(dh_prev, m->gnn_g[l], dh, h_in, m->gnn_p[l], m->gnn_act[l], &m->graph, &m->spec,

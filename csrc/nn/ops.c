@@ -962,3 +962,138 @@ void gather_diff_backward(real *dz, const real *dout, int64_t N, int C, const in
         }
     }
 }
+
+/* ---------------------------------------------------------------- serial row ranges
+ * The pieces of the ops above, and fusions of them, on the calling thread for callers that run
+ * their own team over fixed row blocks (dice.c's blocked layers). Same values as the ops. */
+
+void gelu_dropout_forward_rows(real *out, real *deriv, const real *inp, int64_t i0, int64_t n, real p, uint64_t seed) {
+    const real scale = p < 1 ? (real)1 / ((real)1 - p) : (real)0;
+    gelu_dropout_fwd_chunk(out + i0, deriv + i0, NULL, inp + i0, i0, n, p > 0, dropout_threshold(p), scale, seed);
+}
+
+void gelu_forward_rows(real *out, const real *inp, int64_t i0, int64_t n) { gelu_fwd_chunk(out + i0, inp + i0, n); }
+
+void gelu_dropout_backward_rows(real *dinp, const real *dout, const real *deriv, int64_t i0, int64_t n) {
+    mul_chunk(dinp + i0, dout + i0, deriv + i0, n);
+}
+
+CM_INLINE void combine_rows_body(real *out, const real *x, const real *z, real k, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) out[i] = k * x[i] + z[i];
+}
+CM_DISPATCH(combine_rows, combine_rows_body, (real *out, const real *x, const real *z, real k, int64_t i0, int64_t i1),
+            (out, x, z, k, i0, i1))
+
+void gin_combine_forward_rows(real *out, const real *x, const real *z, const real *eps, int64_t r0, int64_t r1, int C) {
+    combine_rows(out, x, z, (real)1 + eps[0], r0 * C, r1 * C);
+}
+
+void gine_edge_combine_forward_rows(real *out, const real *x, const real *z, const int64_t *src, const int64_t *dst,
+                                    const real *eps, int64_t e0, int64_t e1, int C) {
+    gine_edge_combine_rows(out, x, z, src, dst, (real)1 + eps[0], e0, e1, C);
+}
+
+void gine_message_backward_nodes_rows(real *dh, const real *dz, const real *ef, const int64_t *dst, const int64_t *src_ptr,
+                                      const int64_t *src_edges, int64_t n0, int64_t n1, int C) {
+    gine_msg_bwd_nodes(dh, dz, ef, dst, src_ptr, src_edges, n0, n1, C);
+}
+
+/* sum of a[i] * b[i] over a row of C, in DOT_LANES interleaved double sums (added in a fixed
+ * order), so a long row is not one latency-bound chain */
+#define DOT_LANES 16
+CM_INLINE void dot_lanes(double *acc, const real *a, const real *b, int C) {
+    int c = 0;
+    for (; c + DOT_LANES <= C; c += DOT_LANES)
+        for (int j = 0; j < DOT_LANES; j++) acc[j] += (double)a[c + j] * b[c + j];
+    for (; c < C; c++) acc[c % DOT_LANES] += (double)a[c] * b[c];
+}
+CM_INLINE double dot_total(const double *acc) {
+    double s = 0;
+    for (int j = 0; j < DOT_LANES; j++) s += acc[j];
+    return s;
+}
+
+CM_INLINE void gine_node_grad_body(double *dot, real *dz, real *dx, const real *dcomb_n, const real *dcomb_e,
+                                   const real *x, real k, const int64_t *src_ptr, const int64_t *src_edges,
+                                   const int64_t *dst_ptr, const int64_t *dst_edges, int64_t n0, int64_t n1, int C) {
+    double acc[DOT_LANES] = {0};
+    for (int64_t n = n0; n < n1; n++) {
+        real *d = dz + n * C, *o = dx + n * C;
+        const real *g = dcomb_n + n * C;
+        for (int c = 0; c < C; c++) d[c] = 0;
+        for (int64_t q = src_ptr[n]; q < src_ptr[n + 1]; q++) {
+            const real *s = dcomb_e + src_edges[q] * C;
+            for (int c = 0; c < C; c++) d[c] += s[c];
+        }
+        for (int64_t q = dst_ptr[n]; q < dst_ptr[n + 1]; q++) {
+            const real *s = dcomb_e + dst_edges[q] * C;
+            for (int c = 0; c < C; c++) d[c] -= s[c];
+        }
+        for (int c = 0; c < C; c++) d[c] += g[c];
+        for (int c = 0; c < C; c++) o[c] = k * g[c];
+        dot_lanes(acc, g, x + n * C, C);
+    }
+    *dot = dot_total(acc);
+}
+CM_DISPATCH(gine_node_grad, gine_node_grad_body,
+            (double *dot, real *dz, real *dx, const real *dcomb_n, const real *dcomb_e, const real *x, real k,
+             const int64_t *src_ptr, const int64_t *src_edges, const int64_t *dst_ptr, const int64_t *dst_edges, int64_t n0,
+             int64_t n1, int C),
+            (dot, dz, dx, dcomb_n, dcomb_e, x, k, src_ptr, src_edges, dst_ptr, dst_edges, n0, n1, C))
+
+double gine_node_backward_rows(real *dz, real *dx, const real *dcomb_n, const real *dcomb_e, const real *x,
+                               const real *eps, const int64_t *src_ptr, const int64_t *src_edges, const int64_t *dst_ptr,
+                               const int64_t *dst_edges, int64_t n0, int64_t n1, int C) {
+    double dot;
+    gine_node_grad(&dot, dz, dx, dcomb_n, dcomb_e, x, (real)1 + eps[0], src_ptr, src_edges, dst_ptr, dst_edges, n0, n1, C);
+    return dot;
+}
+
+CM_INLINE void gine_edge_grad_body(double *dot, real *dx, const real *dcomb, const real *x, const real *dz,
+                                   const real *h, const int64_t *src, const int64_t *dst, real k, int64_t e0, int64_t e1,
+                                   int C) {
+    double acc[DOT_LANES] = {0};
+    for (int64_t e = e0; e < e1; e++) {
+        const real *g = dcomb + e * C, *gz = dz + dst[e] * C, *hs = h + src[e] * C;
+        real *o = dx + e * C;
+        for (int c = 0; c < C; c++) o[c] = k * g[c] + gz[c] * hs[c];
+        dot_lanes(acc, g, x + e * C, C);
+    }
+    *dot = dot_total(acc);
+}
+CM_DISPATCH(gine_edge_grad, gine_edge_grad_body,
+            (double *dot, real *dx, const real *dcomb, const real *x, const real *dz, const real *h, const int64_t *src,
+             const int64_t *dst, real k, int64_t e0, int64_t e1, int C),
+            (dot, dx, dcomb, x, dz, h, src, dst, k, e0, e1, C))
+
+double gine_edge_backward_rows(real *dx, const real *dcomb, const real *x, const real *dz, const real *h,
+                               const int64_t *src, const int64_t *dst, const real *eps, int64_t e0, int64_t e1, int C) {
+    double dot;
+    gine_edge_grad(&dot, dx, dcomb, x, dz, h, src, dst, (real)1 + eps[0], e0, e1, C);
+    return dot;
+}
+
+CM_INLINE void gather_mul_rows_body(real *out, const real *a, const int64_t *idx, const real *b, int64_t r0, int64_t r1,
+                                    int C) {
+    for (int64_t r = r0; r < r1; r++) {
+        const real *x = a + idx[r] * C, *y = b + r * C;
+        real *o = out + r * C;
+        for (int c = 0; c < C; c++) o[c] = x[c] * y[c];
+    }
+}
+CM_DISPATCH(gather_mul_rows, gather_mul_rows_body,
+            (real *out, const real *a, const int64_t *idx, const real *b, int64_t r0, int64_t r1, int C),
+            (out, a, idx, b, r0, r1, C))
+
+void gather_mul_forward_rows(real *out, const real *a, const int64_t *idx, const real *b, int64_t r0, int64_t r1, int C) {
+    gather_mul_rows(out, a, idx, b, r0, r1, C);
+}
+
+void colsum_rows(real *out, const real *in, int64_t r0, int64_t r1, int C) {
+    enum { COLS = 32 };
+    for (int c0 = 0; c0 < C; c0 += COLS) {
+        const int w = C - c0 < COLS ? C - c0 : COLS;
+        for (int j = 0; j < w; j++) out[c0 + j] = 0;
+        colsum(out + c0, in + r0 * C + c0, r1 - r0, C, w);
+    }
+}

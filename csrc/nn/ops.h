@@ -134,4 +134,33 @@ void gather_diff_forward(real *out, const real *z, const int64_t *src, const int
 /* dz[n] += sum_{src[e]=n} dout[e] - sum_{dst[e]=n} dout[e], one writer per node via both CSRs */
 void gather_diff_backward(real *dz, const real *dout, int64_t N, int C, const int64_t *src_ptr,
                           const int64_t *src_edges, const int64_t *dst_ptr, const int64_t *dst_edges);
+/* ---- serial row ranges: pieces of the ops above (and fusions of them) on the calling thread,
+ * for callers that run their own OpenMP team over fixed row blocks (dice.c). Elementwise
+ * ones take whole arrays and the element range [i0, i0 + n); row ones rows [r0, r1). */
+/* gelu_dropout_forward / gelu_forward / gelu_dropout_backward on elements [i0, i0 + n) (the
+ * dropout mask of element i is the same as in the whole-array call) */
+void gelu_dropout_forward_rows(real *out, real *deriv, const real *inp, int64_t i0, int64_t n, real p, uint64_t seed);
+void gelu_forward_rows(real *out, const real *inp, int64_t i0, int64_t n);
+void gelu_dropout_backward_rows(real *dinp, const real *dout, const real *deriv, int64_t i0, int64_t n);
+void gin_combine_forward_rows(real *out, const real *x, const real *z, const real *eps, int64_t r0, int64_t r1, int C);
+void gine_edge_combine_forward_rows(real *out, const real *x, const real *z, const int64_t *src, const int64_t *dst,
+                                    const real *eps, int64_t e0, int64_t e1, int C);
+/* dh[n] += sum_{src[e]=n} dz[dst[e]] * ef[e] (gine_message_backward's node half) */
+void gine_message_backward_nodes_rows(real *dh, const real *dz, const real *ef, const int64_t *dst, const int64_t *src_ptr,
+                                      const int64_t *src_edges, int64_t n0, int64_t n1, int C);
+/* The node half of a GINE layer's backward after its MLPs: with dcomb_n/dcomb_e the gradients
+ * of the node and edge MLP inputs, dz[n] = (sum_{src[e]=n} dcomb_e[e] - sum_{dst[e]=n}
+ * dcomb_e[e]) + dcomb_n[n] and dx[n] = (1 + eps) dcomb_n[n], both WRITTEN; returns
+ * sum over the rows of dcomb_n * x (this block's part of d eps). */
+double gine_node_backward_rows(real *dz, real *dx, const real *dcomb_n, const real *dcomb_e, const real *x,
+                               const real *eps, const int64_t *src_ptr, const int64_t *src_edges, const int64_t *dst_ptr,
+                               const int64_t *dst_edges, int64_t n0, int64_t n1, int C);
+/* The edge half: dx[e] = (1 + eps) dcomb[e] + dz[dst[e]] * h[src[e]], WRITTEN; returns the sum
+ * over the rows of dcomb * x (this block's part of d eps). */
+double gine_edge_backward_rows(real *dx, const real *dcomb, const real *x, const real *dz, const real *h,
+                               const int64_t *src, const int64_t *dst, const real *eps, int64_t e0, int64_t e1, int C);
+/* out[r] = a[idx[r]] * b[r] for rows [r0, r1) (written) */
+void gather_mul_forward_rows(real *out, const real *a, const int64_t *idx, const real *b, int64_t r0, int64_t r1, int C);
+/* out[C] = column sums of in[r0..r1) (summed in double, rows in order; written) */
+void colsum_rows(real *out, const real *in, int64_t r0, int64_t r1, int C);
 #endif
