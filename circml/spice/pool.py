@@ -201,6 +201,13 @@ class SimulationPool:
             with _single_threaded_children():
                 pings = [pool.submit(_worker_ping) for _ in range(self.workers)]
             cf.wait(pings)
+            if any(p.exception() is not None for p in pings):
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise RuntimeError(
+                    "the simulation worker processes died while starting (see their traceback above). "
+                    "Workers are spawned: a script that starts a sweep needs the "
+                    "`if __name__ == \"__main__\":` guard, and everything it sends must be importable "
+                    "by a fresh interpreter") from pings[0].exception()
             self._pool = pool
         return self._pool
 
@@ -316,8 +323,8 @@ class SimulationPool:
                     crashed = set()
                 fruitless = 0 if (culprits or crashed) else fruitless + 1
                 if fruitless >= 3:
-                    raise RuntimeError("simulation worker processes keep dying outside any simulation "
-                                       "(e.g. while unpickling the testbench or its measure); giving up")
+                    raise RuntimeError("simulation worker processes keep dying outside any simulation (e.g. "
+                                       "while unpickling the testbench or its measure); giving up")
                 todo, quarantine = _pull_out(todo, quarantine, culprits, crashed)
                 if culprits:
                     add([(i, [math.nan] * len(tb.metrics), "failed", why, math.nan, 0)
