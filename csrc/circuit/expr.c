@@ -102,13 +102,25 @@ int cm_parse_number(const char *s, size_t len, double *value) {
     return 0;
 }
 
+static int round_trips(double v, char *buf, size_t size, int prec) {
+    snprintf(buf, size, "%.*g", prec, v);
+    double back;
+    return cm_parse_number(buf, strlen(buf), &back) == 0 && back == v;
+}
+
 int cm_format_number(double v, char *buf, size_t size) {
     if (isnan(v)) return snprintf(buf, size, "nan");
-    for (int prec = 6; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, v);
-        double back;
-        if (cm_parse_number(buf, strlen(buf), &back) == 0 && back == v) break;
+    /* The shortest "%.*g" (6 to 17 digits) that reads back as v. If any k <= 15 digits round
+     * trip, 15 do too (the k-digit decimal is then v's 15-digit rounding), so a full-precision
+     * value (a sampled design) is settled in 2-3 tries instead of 11-12. */
+    if (round_trips(v, buf, size, 6)) return (int)strlen(buf);
+    if (!round_trips(v, buf, size, 15)) {
+        if (!round_trips(v, buf, size, 16)) snprintf(buf, size, "%.17g", v);
+        return (int)strlen(buf);
     }
+    for (int prec = 7; prec < 15; prec++)
+        if (round_trips(v, buf, size, prec)) return (int)strlen(buf);
+    snprintf(buf, size, "%.15g", v);
     return (int)strlen(buf);
 }
 

@@ -137,8 +137,60 @@ static PyObject *py_spice_simulate(PyObject *self, PyObject *args) {
     return r;
 }
 
+/* The netlist ngspice receives for a circuit: the circuit written by circml with the analysis
+ * cards (text, one per line) before its .end. Returns a malloc'd buffer, or NULL (no memory). */
+static char *render_circuit(const cm_circuit *c, const char *cards, size_t ncards, size_t *len) {
+    char *text = NULL, *full = NULL;
+    size_t n = 0;
+    if (cm_circuit_write(c, &text, &n) == CM_OK) {
+        /* drop the trailing ".end\n", append the cards and a new .end */
+        if (n >= 5 && memcmp(text + n - 5, ".end\n", 5) == 0) n -= 5;
+        full = malloc(n + ncards + 8);
+        if (full) {
+            memcpy(full, text, n);
+            memcpy(full + n, cards, ncards);
+            n += ncards;
+            if (n && full[n - 1] != '\n') full[n++] = '\n';
+            memcpy(full + n, ".end\n", 5);
+            n += 5;
+        }
+    }
+    free(text);
+    *len = n;
+    return full;
+}
+
+static const cm_circuit *get_circuit(PyObject *ccap) {
+    if (!PyCapsule_IsValid(ccap, "circml.circuit")) {
+        PyErr_SetString(PyExc_TypeError, "expected a circuit handle");
+        return NULL;
+    }
+    return PyCapsule_GetPointer(ccap, "circml.circuit");
+}
+
+/* render(circuit, analysis_cards) -> bytes: what simulate_circuit would send to ngspice. Sweeps
+ * render a chunk's netlists first and simulate them back to back (warm caches). */
+static PyObject *py_spice_render(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ccap;
+    Py_buffer cards;
+    if (!PyArg_ParseTuple(args, "Os*", &ccap, &cards)) return NULL;
+    const cm_circuit *c = get_circuit(ccap);
+    if (!c) { PyBuffer_Release(&cards); return NULL; }
+    size_t n = 0;
+    char *full;
+    Py_BEGIN_ALLOW_THREADS
+    full = render_circuit(c, cards.buf, (size_t)cards.len, &n);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&cards);
+    if (!full) return PyErr_NoMemory();
+    PyObject *r = PyBytes_FromStringAndSize(full, (Py_ssize_t)n);
+    free(full);
+    return r;
+}
+
 /* simulate_circuit(handle, circuit, analyses, timeout=0): the circuit is written straight into
- * ngspice's input with the analysis cards (text, one per line) before .end: no Python strings. */
+ * ngspice's input with the analysis cards before .end: no Python strings. */
 static PyObject *py_spice_simulate_circuit(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *cap, *ccap;
@@ -146,34 +198,15 @@ static PyObject *py_spice_simulate_circuit(PyObject *self, PyObject *args) {
     double timeout = 0;
     if (!PyArg_ParseTuple(args, "OOs*|d", &cap, &ccap, &cards, &timeout)) return NULL;
     cm_spice *s = get_spice(cap);
-    if (!s || !PyCapsule_IsValid(ccap, "circml.circuit")) {
-        if (s) PyErr_SetString(PyExc_TypeError, "expected a circuit handle");
-        PyBuffer_Release(&cards);
-        return NULL;
-    }
-    const cm_circuit *c = PyCapsule_GetPointer(ccap, "circml.circuit");
-    char *text = NULL, *full = NULL;
+    const cm_circuit *c = s ? get_circuit(ccap) : NULL;
+    if (!c) { PyBuffer_Release(&cards); return NULL; }
     size_t n = 0;
-    cm_status st;
+    char *full;
     Py_BEGIN_ALLOW_THREADS
-    st = cm_circuit_write(c, &text, &n);
-    if (!st) {
-        /* drop the trailing ".end\n", append the cards and a new .end */
-        if (n >= 5 && memcmp(text + n - 5, ".end\n", 5) == 0) n -= 5;
-        full = malloc(n + (size_t)cards.len + 8);
-        if (full) {
-            memcpy(full, text, n);
-            memcpy(full + n, cards.buf, (size_t)cards.len);
-            n += (size_t)cards.len;
-            if (n && full[n - 1] != '\n') full[n++] = '\n';
-            memcpy(full + n, ".end\n", 5);
-            n += 5;
-        }
-    }
+    full = render_circuit(c, cards.buf, (size_t)cards.len, &n);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&cards);
-    free(text);
-    if (st || !full) { free(full); return PyErr_NoMemory(); }
+    if (!full) return PyErr_NoMemory();
     PyObject *r = simulate_text(s, full, n, timeout);
     free(full);
     return r;
@@ -242,6 +275,8 @@ static PyMethodDef spice_methods[] = {
      "spice_simulate(handle, netlist, timeout=0) -> ({plot: {vector: array}}, output)"},
     {"spice_simulate_circuit", py_spice_simulate_circuit, METH_VARARGS,
      "spice_simulate_circuit(handle, circuit, analysis_cards, timeout=0) -> ({plot: {vector: array}}, output)"},
+    {"spice_render", py_spice_render, METH_VARARGS,
+     "spice_render(circuit, analysis_cards) -> bytes: the netlist spice_simulate_circuit would send"},
     {"spice_command", py_spice_command, METH_VARARGS, "spice_command(handle, command) -> output"},
     {"spice_is_dead", py_spice_is_dead, METH_O, "whether ngspice exited fatally"},
     {NULL, NULL, 0, NULL}};
