@@ -225,6 +225,10 @@ def matmul_profile(fn, threads: int, peak: float | None, repeats: int = 3) -> di
                "gflops_per_cpu_s_in_product": fl / cp / 1e9 if cp else float("nan")}
         if peak:
             out["fraction_of_fp32_peak"] = out["gflops"] / peak
+        if CORE_PEAK.get("fp32"):
+            # CPU time in the products against one core's peak: what load from other processes
+            # does not distort (descheduled time is not CPU time)
+            out["fraction_of_core_peak_per_cpu_s"] = out["gflops_per_cpu_s_in_product"] / CORE_PEAK["fp32"]
         return out
 
     summ = []
@@ -487,7 +491,9 @@ def report(r: dict) -> None:
                   f"{100 * mp['matmul'].get('fraction_of_fp32_peak', float('nan')):5.1f}% of fp32 peak "
                   f"(Linear {mp['linear']['gflops']:.1f} = {100 * mp['linear'].get('fraction_of_fp32_peak', float('nan')):.1f}%, "
                   f"attention {mp['attention']['gflops']:.1f} = "
-                  f"{100 * mp['attention'].get('fraction_of_fp32_peak', float('nan')):.1f}%); outside the matmuls "
+                  f"{100 * mp['attention'].get('fraction_of_fp32_peak', float('nan')):.1f}%); per CPU-s in the products "
+                  f"{100 * mp['matmul'].get('fraction_of_core_peak_per_cpu_s', float('nan')):.1f}% of a core's (Linear "
+                  f"{100 * mp['linear'].get('fraction_of_core_peak_per_cpu_s', float('nan')):.1f}%); outside the matmuls "
                   f"{100 * mp['share_outside_matmul_thread_time']:.1f}% of thread time, "
                   f"{100 * mp['share_outside_matmul_cpu_time']:.1f}% of CPU time")
         print(f"[{name}] one design: pytorch {1e3 * lt['pytorch_fp32']['s_median']:.1f} ms, circml fp32 "

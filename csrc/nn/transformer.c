@@ -300,6 +300,7 @@ CM_DISPATCH(attention_bh_generic, attention_bh_body,
 #define ATT_SMAX 256   /* keys handled by the AVX-512 path */
 #define ATT_HMAX 64    /* head width handled by the AVX-512 path (a multiple of 16) */
 #define ATT_QALONE 2   /* a last block of this many queries or fewer runs query by query */
+#define ATT_G 4        /* heads of a batch row run together, phase by phase */
 __attribute__((target("avx512f,avx512dq"))) static inline __m512 exp512(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
     x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
@@ -314,8 +315,9 @@ __attribute__((target("avx512f,avx512dq"))) static inline __m512 exp512(__m512 x
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    /* p * 2^n: n is an integer in [-126, 127] after the clamps, so scalef is exact (the same
+     * bits as multiplying by 2^n built from exponent bits, in one instruction) */
+    return _mm512_scalef_ps(p, n);
 }
 
 /* 16 x 16 floats transposed in registers: r[i] lane c <- r[c] lane i (unpacks within 128-bit
@@ -364,10 +366,11 @@ __attribute__((target("avx512f,avx512dq"), always_inline)) static inline void at
     }
 }
 
-/* out rows [tq, tq + NQ) of a query block (channels [0, hs), row stride C) = sum_s pt[s][t] v[s]
- * (s ascending, one accumulator per output vector). */
+/* out rows [tq, tq + NQ) of a query block (channels [0, hs), row stride C) = inv[t] * sum_s
+ * pt[s][t] v[s] (s ascending, one accumulator per output vector; pt unnormalised). */
 __attribute__((target("avx512f,avx512dq"), always_inline)) static inline void att_values(
-    float *out, const float *pt, const float *v, int tq, const int NQ, int S, int hs, int ldkv, int C) {
+    float *out, const float *pt, const float *inv, const float *v, int tq, const int NQ, int S, int hs, int ldkv,
+    int C) {
     for (int jb = 0; jb < hs; jb += 16) {
         __m512 acc[8];
         for (int r = 0; r < NQ; r++) acc[r] = _mm512_setzero_ps();
@@ -375,81 +378,100 @@ __attribute__((target("avx512f,avx512dq"), always_inline)) static inline void at
             const __m512 vv = _mm512_loadu_ps(v + (int64_t)s * ldkv + jb);
             for (int r = 0; r < NQ; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(pt[s * 16 + tq + r]), vv, acc[r]);
         }
-        for (int r = 0; r < NQ; r++) _mm512_storeu_ps(out + (int64_t)(tq + r) * C + jb, acc[r]);
+        for (int r = 0; r < NQ; r++)
+            _mm512_storeu_ps(out + (int64_t)(tq + r) * C + jb, _mm512_mul_ps(acc[r], _mm512_set1_ps(inv[tq + r])));
     }
 }
 
-/* One query alone (the last one or two of a sequence, e.g. the 17th of 17 tokens), keys in the
- * lanes: a 16-query block would spend all its work on that one lane. Scores of 16 keys at a
- * time: per key the products over the head's channels (hs / 16 vectors, FMA in channel-block
- * order), then the 16 product vectors transposed and their rows added in order, so lane i holds
- * key i's dot product; the softmax over keys with masked lane reductions (max; exp; sum); out =
- * sum_s p[s] v[s] with four accumulators (s mod 4) added as (a0 + a1) + (a2 + a3). att's row is
- * written in place when att is not NULL. The arithmetic depends only on the query's own data. */
+/* The last one or two queries of a sequence (e.g. the 17th of 17 tokens), each alone with the
+ * keys in the lanes: a 16-query block would spend all its work on one lane. For the nh heads of
+ * one query at once, phase by phase, so that the heads' dependency chains (short when there are
+ * few keys) overlap. Per head: the scores of 16 keys at a time from each key's products over the
+ * head's channels (hs / 16 vectors, FMA in channel-block order), reduced across lanes (by one
+ * transpose and the rows added in order for more than 4 keys, else key by key); the softmax over
+ * keys with masked lane reductions (max; exp; sum); out = (1 / sum) * sum_s e[s] v[s] with four
+ * accumulators (s mod 4) added as (a0 + a1) + (a2 + a3). att's rows are written when att is not
+ * NULL. A head's arithmetic depends only on its own data. */
 __attribute__((target("avx512f,avx512dq"))) static void attention_query_avx512(float *out, float *att, const float *q,
-                                                                                const float *k, const float *v, int S,
-                                                                                int hs, int ldkv, float scale) {
-    float p[ATT_SMAX] __attribute__((aligned(64)));
+                                                                                const float *k, const float *v, int T,
+                                                                                int S, int hs, int nh, int ldkv,
+                                                                                float scale) {
+    float e[ATT_G][ATT_SMAX] __attribute__((aligned(64)));
+    __m512 sc[ATT_G][ATT_SMAX / 16];
+    float inv[ATT_G];
     const int nbk = (S + 15) / 16;
-    __m512 sc[ATT_SMAX / 16];
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (int bk = 0; bk < nbk; bk++) {
-        const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
-        const __mmask16 mk = (__mmask16)((1u << n) - 1u);
-        __m512 r[16];
-        for (int i = 0; i < 16; i++) {
-            __m512 acc = _mm512_setzero_ps();
-            if (i < n) {
-                const float *kr = k + (int64_t)(bk * 16 + i) * ldkv;
-                for (int jc = 0; jc < hs; jc += 16)
-                    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + jc), _mm512_loadu_ps(kr + jc), acc);
+    for (int g = 0; g < nh; g++) {
+        const float *qg = q + g * hs, *kg = k + g * hs;
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (int bk = 0; bk < nbk; bk++) {
+            const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
+            __m512 r[16], d;
+            for (int i = 0; i < 16; i++) {
+                __m512 acc = _mm512_setzero_ps();
+                if (i < n) {
+                    const float *kr = kg + (int64_t)(bk * 16 + i) * ldkv;
+                    for (int jc = 0; jc < hs; jc += 16)
+                        acc = _mm512_fmadd_ps(_mm512_loadu_ps(qg + jc), _mm512_loadu_ps(kr + jc), acc);
+                }
+                r[i] = acc;
             }
-            r[i] = acc;
+            if (n > 4) {   /* many keys: one transpose, then the rows added in order */
+                tr16x16(r);
+                d = r[0];
+                for (int i = 1; i < 16; i++) d = _mm512_add_ps(d, r[i]);
+            } else {       /* a few: each key's lanes reduced alone */
+                float dd[16] __attribute__((aligned(64))) = {0};
+                for (int i = 0; i < n; i++) dd[i] = _mm512_reduce_add_ps(r[i]);
+                d = _mm512_load_ps(dd);
+            }
+            sc[g][bk] = _mm512_mul_ps(d, _mm512_set1_ps(scale));
+            mx = _mm512_mask_max_ps(mx, (__mmask16)((1u << n) - 1u), mx, sc[g][bk]);
         }
-        tr16x16(r);
-        __m512 d = r[0];
-        for (int i = 1; i < 16; i++) d = _mm512_add_ps(d, r[i]);
-        sc[bk] = _mm512_mul_ps(d, _mm512_set1_ps(scale));
-        mx = _mm512_mask_max_ps(mx, mk, mx, sc[bk]);
+        const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+        __m512 sum = _mm512_setzero_ps();
+        for (int bk = 0; bk < nbk; bk++) {
+            const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
+            const __m512 x = _mm512_maskz_mov_ps((__mmask16)((1u << n) - 1u), exp512(_mm512_sub_ps(sc[g][bk], vmx)));
+            sum = _mm512_add_ps(sum, x);
+            _mm512_store_ps(e[g] + bk * 16, x);
+        }
+        inv[g] = 1.0f / _mm512_reduce_add_ps(sum);
     }
-    const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-    __m512 sum = _mm512_setzero_ps();
-    for (int bk = 0; bk < nbk; bk++) {
-        const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
-        sc[bk] = _mm512_maskz_mov_ps((__mmask16)((1u << n) - 1u), exp512(_mm512_sub_ps(sc[bk], vmx)));
-        sum = _mm512_add_ps(sum, sc[bk]);
-    }
-    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    for (int bk = 0; bk < nbk; bk++) {
-        const int n = S - bk * 16 < 16 ? S - bk * 16 : 16;
-        const __m512 pv = _mm512_mul_ps(sc[bk], inv);
-        _mm512_store_ps(p + bk * 16, pv);
-        if (att) _mm512_mask_storeu_ps(att + bk * 16, (__mmask16)((1u << n) - 1u), pv);
-    }
-    for (int jb = 0; jb < hs; jb += 16) {
-        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (int s = 0; s < S; s++)
-            a[s & 3] = _mm512_fmadd_ps(_mm512_set1_ps(p[s]), _mm512_loadu_ps(v + (int64_t)s * ldkv + jb), a[s & 3]);
-        _mm512_storeu_ps(out + jb, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
-    }
+    if (att)
+        for (int g = 0; g < nh; g++)
+            for (int s = 0; s < S; s++) att[(int64_t)g * T * S + s] = e[g][s] * inv[g];
+    for (int g = 0; g < nh; g++)
+        for (int jb = 0; jb < hs; jb += 16) {
+            const float *vg = v + g * hs + jb;
+            __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            for (int s = 0; s < S; s++)
+                a[s & 3] = _mm512_fmadd_ps(_mm512_set1_ps(e[g][s]), _mm512_loadu_ps(vg + (int64_t)s * ldkv), a[s & 3]);
+            const __m512 o = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+            _mm512_storeu_ps(out + g * hs + jb, _mm512_mul_ps(o, _mm512_set1_ps(inv[g])));
+        }
 }
 
-/* attention_bh_body with AVX-512 for hs % 16 == 0, hs <= ATT_HMAX, S <= ATT_SMAX, made for the
- * short sequences of sizing vectors (a few to a few tens of tokens), where padding keys to whole
- * vectors and reducing across lanes would cost more than the products. Queries go 16 at a time
- * into the lanes: q transposed in registers into qt[hs][16]; the scores of every key, a vector
- * over the 16 queries, from k broadcast (keys in groups of 8, 4, 1: independent FMA chains);
- * the softmax over keys is then vertical (max, exp, sum and scaling lane by lane, keys in
- * order: no horizontal reductions); out rows from the probabilities broadcast and v rows (8
- * queries at a time). Every lane's arithmetic is that of its query alone, so a query's result
- * does not depend on the others in its block, on the batch or on the thread count. att (the
- * probabilities, for backward) is written only when not NULL. */
-__attribute__((target("avx512f,avx512dq"))) static void attention_bh_avx512(real *out, real *att, const real *q,
-                                                                             const real *k, const real *v, int T,
-                                                                             int S, int C, int hs, int ldq, int ldkv,
-                                                                             real scale) {
-    float qt[ATT_HMAX * 16] __attribute__((aligned(64)));
-    float pt[ATT_SMAX * 16] __attribute__((aligned(64)));
+/* The fused attention forward with AVX-512 for hs % 16 == 0, hs <= ATT_HMAX, S <= ATT_SMAX, made
+ * for the short sequences of sizing vectors (a few to a few tens of tokens), where padding keys
+ * to whole vectors and reducing across lanes would cost more than the products. nh <= ATT_G heads
+ * of one batch row (head g's channels at g * hs; its att at g * T * S), run phase by phase so
+ * that the heads' dependency chains overlap. Queries go 16 at a time into the lanes: q
+ * transposed in registers into qt[hs][16]; the scores of every key, a vector over the 16
+ * queries, from k broadcast (keys in groups of 8, 4, 1: independent FMA chains, each the sum of
+ * even and of odd channels); the softmax over keys is then vertical (max, exp, sum lane by lane,
+ * keys in order: no horizontal reductions); out rows from the unnormalised exponentials
+ * broadcast and v rows (8 queries at a time), times 1 / sum at the end (the normalised
+ * probabilities are formed only when att is kept). Every lane's arithmetic is that of its query
+ * alone, so a query's result does not depend on the others in its block, on the batch or on the
+ * thread count. */
+__attribute__((target("avx512f,avx512dq"))) static void attention_heads_avx512(float *out, float *att, const float *q,
+                                                                                const float *k, const float *v, int T,
+                                                                                int S, int C, int hs, int nh, int ldq,
+                                                                                int ldkv, float scale) {
+    float qt[ATT_G][ATT_HMAX * 16] __attribute__((aligned(64)));
+    float pt[ATT_G][ATT_SMAX * 16] __attribute__((aligned(64)));
+    float inv[ATT_G][16] __attribute__((aligned(64)));
+    __m512 mx[ATT_G], sum[ATT_G];
     const __m512 vscale = _mm512_set1_ps(scale);
     const __m512i lane_rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                                  _mm512_set1_epi32(S));
@@ -458,40 +480,56 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_bh_avx512(real
         if (nq <= ATT_QALONE) {   /* a block of one or two queries: each alone, keys in the lanes */
             for (int t = t0; t < T; t++)
                 attention_query_avx512(out + (int64_t)t * C, att ? att + (int64_t)t * S : NULL, q + (int64_t)t * ldq, k,
-                                       v, S, hs, ldkv, scale);
+                                       v, T, S, hs, nh, ldkv, scale);
             break;
         }
-        for (int jc = 0; jc < hs; jc += 16) {
-            __m512 r[16];
-            for (int i = 0; i < 16; i++)
-                r[i] = i < nq ? _mm512_loadu_ps(q + (int64_t)(t0 + i) * ldq + jc) : _mm512_setzero_ps();
-            tr16x16(r);
-            for (int i = 0; i < 16; i++) _mm512_store_ps(qt + (jc + i) * 16, r[i]);
-        }
-        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (int g = 0; g < nh; g++)
+            for (int jc = 0; jc < hs; jc += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = i < nq ? _mm512_loadu_ps(q + (int64_t)(t0 + i) * ldq + g * hs + jc) : _mm512_setzero_ps();
+                tr16x16(r);
+                for (int i = 0; i < 16; i++) _mm512_store_ps(qt[g] + (jc + i) * 16, r[i]);
+            }
+        for (int g = 0; g < nh; g++) mx[g] = _mm512_set1_ps(-INFINITY);
         int s = 0;
-        for (; s + 8 <= S; s += 8) att_scores(pt, &mx, qt, k, s, 8, hs, ldkv, vscale);
-        if (s + 4 <= S) { att_scores(pt, &mx, qt, k, s, 4, hs, ldkv, vscale); s += 4; }
-        for (; s < S; s++) att_scores(pt, &mx, qt, k, s, 1, hs, ldkv, vscale);
-        __m512 sum = _mm512_setzero_ps();
-        for (s = 0; s < S; s++) {
-            const __m512 e = exp512(_mm512_sub_ps(_mm512_load_ps(pt + s * 16), mx));
-            sum = _mm512_add_ps(sum, e);
-            _mm512_store_ps(pt + s * 16, e);
+        for (; s + 8 <= S; s += 8)
+            for (int g = 0; g < nh; g++) att_scores(pt[g], &mx[g], qt[g], k + g * hs, s, 8, hs, ldkv, vscale);
+        if (s + 4 <= S) {
+            for (int g = 0; g < nh; g++) att_scores(pt[g], &mx[g], qt[g], k + g * hs, s, 4, hs, ldkv, vscale);
+            s += 4;
         }
-        const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
-        const __mmask16 live = (__mmask16)((1u << nq) - 1u);
-        for (s = 0; s < S; s++) {
-            const __m512 p = _mm512_mul_ps(_mm512_load_ps(pt + s * 16), inv);
-            _mm512_store_ps(pt + s * 16, p);
-            if (att) _mm512_mask_i32scatter_ps(att + (int64_t)t0 * S + s, live, lane_rows, p, 4);
+        for (; s < S; s++)
+            for (int g = 0; g < nh; g++) att_scores(pt[g], &mx[g], qt[g], k + g * hs, s, 1, hs, ldkv, vscale);
+        for (int g = 0; g < nh; g++) sum[g] = _mm512_setzero_ps();
+        for (s = 0; s < S; s++)
+            for (int g = 0; g < nh; g++) {
+                const __m512 x = exp512(_mm512_sub_ps(_mm512_load_ps(pt[g] + s * 16), mx[g]));
+                sum[g] = _mm512_add_ps(sum[g], x);
+                _mm512_store_ps(pt[g] + s * 16, x);
+            }
+        for (int g = 0; g < nh; g++) _mm512_store_ps(inv[g], _mm512_div_ps(_mm512_set1_ps(1.0f), sum[g]));
+        if (att) {   /* the probabilities for backward; out below uses e and inv either way */
+            const __mmask16 live = (__mmask16)((1u << nq) - 1u);
+            for (int g = 0; g < nh; g++)
+                for (s = 0; s < S; s++)
+                    _mm512_mask_i32scatter_ps(att + (int64_t)g * T * S + (int64_t)t0 * S + s, live, lane_rows,
+                                              _mm512_mul_ps(_mm512_load_ps(pt[g] + s * 16), _mm512_load_ps(inv[g])), 4);
         }
         float *o = out + (int64_t)t0 * C;
         int tq = 0;
-        for (; tq + 8 <= nq; tq += 8) att_values(o, pt, v, tq, 8, S, hs, ldkv, C);
-        if (tq + 4 <= nq) { att_values(o, pt, v, tq, 4, S, hs, ldkv, C); tq += 4; }
-        if (tq + 2 <= nq) { att_values(o, pt, v, tq, 2, S, hs, ldkv, C); tq += 2; }
-        if (tq < nq) att_values(o, pt, v, tq, 1, S, hs, ldkv, C);
+        for (; tq + 8 <= nq; tq += 8)
+            for (int g = 0; g < nh; g++) att_values(o + g * hs, pt[g], inv[g], v + g * hs, tq, 8, S, hs, ldkv, C);
+        if (tq + 4 <= nq) {
+            for (int g = 0; g < nh; g++) att_values(o + g * hs, pt[g], inv[g], v + g * hs, tq, 4, S, hs, ldkv, C);
+            tq += 4;
+        }
+        if (tq + 2 <= nq) {
+            for (int g = 0; g < nh; g++) att_values(o + g * hs, pt[g], inv[g], v + g * hs, tq, 2, S, hs, ldkv, C);
+            tq += 2;
+        }
+        if (tq < nq)
+            for (int g = 0; g < nh; g++) att_values(o + g * hs, pt[g], inv[g], v + g * hs, tq, 1, S, hs, ldkv, C);
     }
 }
 #define HAVE_ATT_AVX512 1
@@ -499,12 +537,6 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_bh_avx512(real
 
 static void attention_bh(real *out, real *att, const real *q, const real *k, const real *v, int T, int S, int C,
                          int hs, int ldq, int ldkv, real scale) {
-#ifdef HAVE_ATT_AVX512
-    if (hs % 16 == 0 && hs <= ATT_HMAX && S <= ATT_SMAX && gemm_get_isa() == GEMM_ISA_AVX512) {
-        attention_bh_avx512(out, att, q, k, v, T, S, C, hs, ldq, ldkv, scale);
-        return;
-    }
-#endif
     if (att) {
         attention_bh_generic(out, att, q, k, v, T, S, C, hs, ldq, ldkv, scale);
         return;
@@ -525,6 +557,21 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
     const int prof = gemm_profile_on();
     gemm_prof_mark pm;
     if (prof) gemm_profile_start(&pm);
+#ifdef HAVE_ATT_AVX512
+    if (hs % 16 == 0 && hs <= ATT_HMAX && S <= ATT_SMAX && gemm_get_isa() == GEMM_ISA_AVX512) {
+        /* one iteration per (b, group of ATT_G heads): writes only their att and out */
+        const int ng = (NH + ATT_G - 1) / ATT_G;
+        const int64_t items = (int64_t)B * ng;
+#pragma omp parallel for schedule(static) if (pairs * T * S >= 4096)
+        for (int64_t i = 0; i < items; i++) {
+            const int64_t b = i / ng;
+            const int h0 = (int)(i % ng) * ATT_G, nh = NH - h0 < ATT_G ? NH - h0 : ATT_G;
+            attention_heads_avx512(out + b * T * C + h0 * hs, att ? att + (b * NH + h0) * T * S : NULL,
+                                   q + b * T * ldq + h0 * hs, k + b * S * ldkv + h0 * hs, v + b * S * ldkv + h0 * hs, T,
+                                   S, C, hs, nh, ldq, ldkv, scale);
+        }
+    } else
+#endif
     /* one iteration per (b, h): writes att[b,h,:,:] and out[b,:,h*hs:(h+1)*hs] only */
 #pragma omp parallel for schedule(static) if (pairs * T * S >= 4096)
     for (int64_t i = 0; i < pairs; i++) {
