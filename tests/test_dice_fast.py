@@ -4,6 +4,8 @@
   (the last layer's second Linears run on the pooled rows, csrc/nn/dice.c); off, everything
   runs row by row as PyTorch does. Both must give the same embeddings, gradients and AdamW
   step to float rounding, with dropout and without.
+- The serial row-block kernels behind the blocked layers equal the whole-array ops
+  (csrc/tests/test_dice_rows.c, built with sanitizers where the toolchain has them).
 - A whole pretraining step at the small benchmark size (hidden 64, where most kernels run on
   the calling thread or a small team) gives the same bits for 1, 2 and 3 OpenMP threads.
 """
@@ -16,6 +18,7 @@ import sys
 
 import numpy as np
 import pytest
+from _cbuild import exe_fixture
 
 from circml import _core
 
@@ -131,3 +134,17 @@ def test_small_step_same_bits_for_any_thread_count(tmp_path):
         outs.append(np.load(out))
     assert np.isfinite(outs[0]).all()
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+_rows_exe = exe_fixture("test_dice_rows", ["csrc/tests/test_dice_rows.c", "csrc/nn/ops.c", "csrc/nn/gemm.c"])
+
+
+def test_row_kernels_match_whole_ops(_rows_exe):
+    """csrc/tests/test_dice_rows.c: the row-block kernels of the blocked layers reproduce the
+    whole-array ops, and AdamW's vector path the portable one (every path this CPU runs)."""
+    r = subprocess.run([str(_rows_exe)], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    last = r.stdout.strip().splitlines()[-1]
+    passed, failed = int(last.split()[0]), int(last.split()[2])
+    assert failed == 0 and passed >= 40, last
