@@ -456,3 +456,32 @@ def test_amplifier_metrics_equal_the_measures_one_by_one(case):
     assert case != "no-crossing" or (math.isnan(got["ugbw"]) and math.isnan(got["pm"]))
     assert case != "magnitudes" or (math.isnan(got["pm"]) and got["ugbw"] > 0)
     assert case in ("no-crossing", "magnitudes") or math.isfinite(got["pm"])
+
+
+def test_batch_measures_equal_row_by_row():
+    f = np.logspace(0, 10, 241)
+    s = 1j * f
+    rng = np.random.default_rng(5)
+    H = np.stack([1e3 / ((1 + s / 1e3) * (1 + s / 1e6)), -3e3 / ((1 + s / 2e2) * (1 + s / 5e6) * (1 + s / 4e8)),
+                  0.5 / (1 + s / 1e3), 1e4 / (1 + s / 1e2) ** 3]
+                 + [a0 / ((1 + s / p1) * (1 + s / p2)) for a0, p1, p2 in
+                    zip(10 ** rng.uniform(0, 5, 12), 10 ** rng.uniform(1, 5, 12), 10 ** rng.uniform(5, 9, 12))])
+    got = M.amplifier_metrics_batch(f, H)
+    for h, g in zip(H, got):
+        want = M.amplifier_metrics(f, h)
+        assert all(g[k] == want[k] or (math.isnan(g[k]) and math.isnan(want[k])) for k in want), (g, want)
+    mags = M.amplifier_metrics_batch(f, np.abs(H))                     # magnitudes: no phase margin
+    assert all(math.isnan(m["pm"]) for m in mags) and mags[0]["ugbw"] == got[0]["ugbw"]
+    assert M.amplifier_metrics_batch(f, H[:0]) == []
+    with pytest.raises(ValueError, match="H must be"):
+        M.amplifier_metrics_batch(f, H[:, :-1])
+
+    fn = np.logspace(0, 6, 121)
+    D = np.abs(rng.normal(1e-8, 3e-9, (9, 121)))
+    D[3, 7] = -1e-9                                                    # invalid row: NaN, others unaffected
+    got = M.integrated_noise_batch(fn, D, 3.3, 2e5)
+    for r, d in enumerate(D):
+        if r == 3:
+            assert math.isnan(got[r])
+        else:
+            assert got[r] == M.integrated_noise(fn, d, 3.3, 2e5)

@@ -188,3 +188,21 @@ def test_pickle_round_trip(sim, defaults):
     for n in ("ota_two_stage_miller", "opamp_fully_differential_cmfb", "delay_line_nand"):
         tb = pickle.loads(pickle.dumps(get_testbench(n)))
         assert tb.evaluate(tb.default_design(), sim) == defaults[n]
+
+
+@pytest.mark.parametrize("name", ["ota_5t", "ota_two_stage_miller", "ota_folded_cascode", "ota_telescopic",
+                                  "ota_subthreshold_ecg", list_testbenches("opamp")[0]])
+def test_amplifier_measure_batch_equals_one_by_one(name, sim):
+    # sweep workers measure a chunk at once: the values must not depend on it
+    from circml.spice import sample_designs
+    tb = get_testbench(name)
+    designs = [dict(zip(tb.param_names, map(float, x))) for x in sample_designs(tb, 10, seed=11)]
+    results = [sim.run(tb.circuit(d), tb.analyses) for d in designs]
+    one = [tb.measure(r, d) for r, d in zip(results, designs)]
+    both = tb.measure.batch(results, designs)
+    assert len(both) == len(one)
+    for a, b in zip(one, both):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])), (k, a[k], b[k])
+    assert sum(math.isfinite(v) for m in one for v in m.values()) > 0.8 * len(one) * len(tb.metrics)

@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 
@@ -39,6 +39,7 @@ ArrayLike = Union[np.ndarray, list, tuple]
 
 __all__ = [
     "dc_gain_db", "bandwidth_3db", "unity_gain_bandwidth", "phase_margin", "gain_margin", "amplifier_metrics",
+    "amplifier_metrics_batch", "integrated_noise_batch",
     "supply_power",
     "integrated_noise", "spot_noise", "crossing_times", "delay", "rise_delay", "fall_delay", "edge_delay",
     "slew_rate", "rise_time", "fall_time", "input_offset",
@@ -292,6 +293,45 @@ def amplifier_metrics(freq: ArrayLike, h: ArrayLike, inverting: Optional[bool] =
     return out
 
 
+def amplifier_metrics_batch(freq: ArrayLike, H: ArrayLike) -> List[Dict[str, float]]:
+    """:func:`amplifier_metrics` of every row of ``H`` ([k, n] responses on one frequency axis),
+    equal to calling it row by row (``inverting`` decided per row), with the array work done
+    once for all rows: what a sweep's chunk of points costs to measure."""
+    f = _freq_axis(freq)
+    H = np.asarray(H)
+    if H.ndim != 2 or H.shape[1] != f.size:
+        raise ValueError(f"H must be [k, {f.size}] (one response per row on freq), got shape {H.shape}")
+    M = _mag_db(H)
+    out = [{"gain_db": float(M[r, 0]), "bw": math.nan, "ugbw": math.nan, "pm": math.nan} for r in range(len(H))]
+    if not len(H):
+        return out
+
+    def first_fall(level: np.ndarray) -> np.ndarray:   # per row, as _first_fall_below (-1: none)
+        cond = (M[:, :-1] > level[:, None]) & (M[:, 1:] <= level[:, None])
+        i = np.argmax(cond, axis=1)
+        return np.where(cond[np.arange(len(H)), i], i, -1)
+
+    level = M[:, 0] - HALF_POWER_DB
+    for r, i in enumerate(first_fall(level)):
+        if i >= 0:
+            out[r]["bw"] = _interp_logf(f, M[r], int(i), level[r])
+    cross = first_fall(np.zeros(len(H)))
+    rows = np.flatnonzero(cross >= 0)
+    if rows.size and np.iscomplexobj(H):
+        # phases of all crossing rows at once, as _phase_deg does per row (unwrapping is causal)
+        Hc = H[rows]
+        inv = Hc[:, 0].real < 0
+        ph = np.degrees(np.unwrap(np.angle(np.where(inv[:, None], -Hc, Hc)), axis=1))
+        ph -= 360.0 * np.round(ph[:, :1] / 360.0)
+    for q, r in enumerate(rows):
+        i = int(cross[r])
+        fu = _interp_logf(f, M[r], i, 0.0)
+        out[r]["ugbw"] = fu
+        if np.iscomplexobj(H):
+            out[r]["pm"] = 180.0 + _at_logf(f[:i + 2], ph[q, :i + 2], fu)
+    return out
+
+
 def gain_margin(freq: ArrayLike, h: ArrayLike, inverting: Optional[bool] = None) -> float:
     """Gain margin, dB: ``-20 log10 |h|`` at the first frequency where the phase falls through
     -180 degrees (same phase convention as :func:`phase_margin`).
@@ -407,6 +447,39 @@ def integrated_noise(freq: ArrayLike, density: ArrayLike, f_low: Optional[float]
     ff[0], ff[1:-1], ff[-1] = lo, f[j0:j1], hi
     ss[0], ss[1:-1], ss[-1] = np.interp(lo, f, s), s[j0:j1], np.interp(hi, f, s)
     return float(math.sqrt(np.sum(0.5 * (ss[1:] + ss[:-1]) * np.diff(ff))))
+
+
+def integrated_noise_batch(freq: ArrayLike, densities: ArrayLike, f_low: Optional[float] = None,
+                           f_high: Optional[float] = None) -> np.ndarray:
+    """:func:`integrated_noise` of every row of ``densities`` ([k, n] on one frequency axis),
+    equal to calling it row by row; NaN for a row with a negative or non-finite density."""
+    f = _freq_axis(freq)
+    D = np.asarray(densities)
+    if D.ndim != 2 or D.shape[1] != f.size:
+        raise ValueError(f"densities must be [k, {f.size}], got shape {D.shape}")
+    if np.iscomplexobj(D):
+        D = np.stack([_real("density", d) for d in D]) if len(D) else D.real
+    D = D.astype(float, copy=False)
+    lo = f[0] if f_low is None else float(f_low)
+    hi = f[-1] if f_high is None else float(f_high)
+    tol = 1e-9 * f[-1]
+    if not lo < hi:
+        raise ValueError(f"f_low ({lo}) must be below f_high ({hi})")
+    if lo < f[0] - tol or hi > f[-1] + tol:
+        raise ValueError(f"band [{lo:g}, {hi:g}] Hz is outside the data [{f[0]:g}, {f[-1]:g}] Hz")
+    lo, hi = max(lo, f[0]), min(hi, f[-1])
+    S = D * D
+    j0, j1 = int(np.searchsorted(f, lo, "right")), int(np.searchsorted(f, hi, "left"))
+    ff = np.empty(j1 - j0 + 2)
+    ff[0], ff[1:-1], ff[-1] = lo, f[j0:j1], hi
+    SS = np.empty((len(D), j1 - j0 + 2))
+    SS[:, 1:-1] = S[:, j0:j1]
+    for r in range(len(D)):
+        SS[r, 0], SS[r, -1] = np.interp(lo, f, S[r]), np.interp(hi, f, S[r])
+    w = np.diff(ff)
+    out = np.array([math.sqrt(np.sum(0.5 * (ss[1:] + ss[:-1]) * w)) for ss in SS]) if len(D) else np.zeros(0)
+    out[~(np.all(D >= 0, axis=1) & np.all(np.isfinite(D), axis=1))] = math.nan
+    return out
 
 
 def spot_noise(freq: ArrayLike, density: ArrayLike, f: Union[float, ArrayLike]) -> Union[float, np.ndarray]:
