@@ -432,6 +432,16 @@ def integrated_noise(freq: ArrayLike, density: ArrayLike, f_low: Optional[float]
         316.228
     """
     f, d = _noise(freq, density)
+    lo, hi, j0, j1, ff = _band(f, f_low, f_high)
+    s = d * d
+    ss = np.empty(j1 - j0 + 2)
+    ss[0], ss[1:-1], ss[-1] = np.interp(lo, f, s), s[j0:j1], np.interp(hi, f, s)
+    return float(math.sqrt(np.sum(0.5 * (ss[1:] + ss[:-1]) * np.diff(ff))))
+
+
+def _band(f: np.ndarray, f_low: Optional[float], f_high: Optional[float]):
+    """The band checked against the data: (lo, hi, j0, j1, ff) with f[j0:j1] the samples
+    strictly inside (lo, hi) and ff those with the edges added (the trapezoid's abscissae)."""
     lo = f[0] if f_low is None else float(f_low)
     hi = f[-1] if f_high is None else float(f_high)
     tol = 1e-9 * f[-1]
@@ -440,13 +450,10 @@ def integrated_noise(freq: ArrayLike, density: ArrayLike, f_low: Optional[float]
     if lo < f[0] - tol or hi > f[-1] + tol:
         raise ValueError(f"band [{lo:g}, {hi:g}] Hz is outside the data [{f[0]:g}, {f[-1]:g}] Hz")
     lo, hi = max(lo, f[0]), min(hi, f[-1])
-    s = d * d
-    # the samples strictly inside (lo, hi) are f[j0:j1] (f increases); the edges interpolated
     j0, j1 = int(np.searchsorted(f, lo, "right")), int(np.searchsorted(f, hi, "left"))
-    ff, ss = np.empty(j1 - j0 + 2), np.empty(j1 - j0 + 2)
+    ff = np.empty(j1 - j0 + 2)
     ff[0], ff[1:-1], ff[-1] = lo, f[j0:j1], hi
-    ss[0], ss[1:-1], ss[-1] = np.interp(lo, f, s), s[j0:j1], np.interp(hi, f, s)
-    return float(math.sqrt(np.sum(0.5 * (ss[1:] + ss[:-1]) * np.diff(ff))))
+    return lo, hi, j0, j1, ff
 
 
 def integrated_noise_batch(freq: ArrayLike, densities: ArrayLike, f_low: Optional[float] = None,
@@ -460,18 +467,8 @@ def integrated_noise_batch(freq: ArrayLike, densities: ArrayLike, f_low: Optiona
     if np.iscomplexobj(D):
         D = np.stack([_real("density", d) for d in D]) if len(D) else D.real
     D = D.astype(float, copy=False)
-    lo = f[0] if f_low is None else float(f_low)
-    hi = f[-1] if f_high is None else float(f_high)
-    tol = 1e-9 * f[-1]
-    if not lo < hi:
-        raise ValueError(f"f_low ({lo}) must be below f_high ({hi})")
-    if lo < f[0] - tol or hi > f[-1] + tol:
-        raise ValueError(f"band [{lo:g}, {hi:g}] Hz is outside the data [{f[0]:g}, {f[-1]:g}] Hz")
-    lo, hi = max(lo, f[0]), min(hi, f[-1])
+    lo, hi, j0, j1, ff = _band(f, f_low, f_high)
     S = D * D
-    j0, j1 = int(np.searchsorted(f, lo, "right")), int(np.searchsorted(f, hi, "left"))
-    ff = np.empty(j1 - j0 + 2)
-    ff[0], ff[1:-1], ff[-1] = lo, f[j0:j1], hi
     SS = np.empty((len(D), j1 - j0 + 2))
     SS[:, 1:-1] = S[:, j0:j1]
     for r in range(len(D)):

@@ -168,22 +168,31 @@ static const cm_circuit *get_circuit(PyObject *ccap) {
     return PyCapsule_GetPointer(ccap, "circml.circuit");
 }
 
+/* The circuit capsule and cards of a call, rendered with the GIL released; NULL with an
+ * exception set. */
+static char *render_args(PyObject *ccap, Py_buffer *cards, size_t *n) {
+    const cm_circuit *c = get_circuit(ccap);
+    char *full = NULL;
+    if (c) {
+        Py_BEGIN_ALLOW_THREADS
+        full = render_circuit(c, cards->buf, (size_t)cards->len, n);
+        Py_END_ALLOW_THREADS
+        if (!full) PyErr_NoMemory();
+    }
+    PyBuffer_Release(cards);
+    return full;
+}
+
 /* render(circuit, analysis_cards) -> bytes: what simulate_circuit would send to ngspice. Sweeps
  * render a chunk's netlists first and simulate them back to back (warm caches). */
 static PyObject *py_spice_render(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *ccap;
     Py_buffer cards;
-    if (!PyArg_ParseTuple(args, "Os*", &ccap, &cards)) return NULL;
-    const cm_circuit *c = get_circuit(ccap);
-    if (!c) { PyBuffer_Release(&cards); return NULL; }
     size_t n = 0;
-    char *full;
-    Py_BEGIN_ALLOW_THREADS
-    full = render_circuit(c, cards.buf, (size_t)cards.len, &n);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&cards);
-    if (!full) return PyErr_NoMemory();
+    if (!PyArg_ParseTuple(args, "Os*", &ccap, &cards)) return NULL;
+    char *full = render_args(ccap, &cards, &n);
+    if (!full) return NULL;
     PyObject *r = PyBytes_FromStringAndSize(full, (Py_ssize_t)n);
     free(full);
     return r;
@@ -196,17 +205,12 @@ static PyObject *py_spice_simulate_circuit(PyObject *self, PyObject *args) {
     PyObject *cap, *ccap;
     Py_buffer cards;
     double timeout = 0;
+    size_t n = 0;
     if (!PyArg_ParseTuple(args, "OOs*|d", &cap, &ccap, &cards, &timeout)) return NULL;
     cm_spice *s = get_spice(cap);
-    const cm_circuit *c = s ? get_circuit(ccap) : NULL;
-    if (!c) { PyBuffer_Release(&cards); return NULL; }
-    size_t n = 0;
-    char *full;
-    Py_BEGIN_ALLOW_THREADS
-    full = render_circuit(c, cards.buf, (size_t)cards.len, &n);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&cards);
-    if (!full) return PyErr_NoMemory();
+    if (!s) { PyBuffer_Release(&cards); return NULL; }
+    char *full = render_args(ccap, &cards, &n);
+    if (!full) return NULL;
     PyObject *r = simulate_text(s, full, n, timeout);
     free(full);
     return r;
