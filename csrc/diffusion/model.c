@@ -672,21 +672,27 @@ static void model_forward(const cm_diffusion *m, workspace *w, int64_t B, int tr
         for (int s = 0; s < S; s++)
             for (int k = 0; k < C; k++) o[s * C + k] = e[s * C + k] + te[k];
     }
+    /* Without a backward to follow, every block works in layer 0's activation buffers and the
+     * block outputs alternate between two: the same arithmetic, on a working set one block
+     * deep instead of all of them (it then stays in cache). */
+    const int reuse = !training;
     /* encoder over the S condition tokens, then its final norm: the memory */
     const real *in = w->m0;
     for (int l = 0; l < c->enc_layers; l++) {
-        encoder_block_forward(w->enc_out[l], &w->enc[l], in, &m->enc[l], (int)B, S, C, NH, F, c->act, p,
+        real *o = w->enc_out[reuse ? (l & 1) : l];
+        encoder_block_forward(o, &w->enc[reuse ? 0 : l], in, &m->enc[l], (int)B, S, C, NH, F, c->act, p,
                               mix64(seed ^ mix64(STREAM_BLOCK_DROPOUT + (uint64_t)l)));
-        in = w->enc_out[l];
+        in = o;
     }
     layernorm_forward(w->mem_n, w->mem_mean, w->mem_rstd, in, t[DM_ENC_LN_W], t[DM_ENC_LN_B], B * S, C);
     /* h0[B,D,C] = Linear(x_t) reshaped: token d is the d-th C-wide slice */
     packed_linear_forward(w->h0, w->xt, t[DM_X_W], t[DM_X_B], B, D, D * C);
     in = w->h0;
     for (int l = 0; l < c->dec_layers; l++) {
-        decoder_block_forward(w->dec_out[l], &w->dec[l], in, w->mem_n, &m->dec[l], (int)B, D, S, C, NH, F, c->act, p,
+        real *o = w->dec_out[reuse ? (l & 1) : l];
+        decoder_block_forward(o, &w->dec[reuse ? 0 : l], in, w->mem_n, &m->dec[l], (int)B, D, S, C, NH, F, c->act, p,
                               mix64(seed ^ mix64(STREAM_BLOCK_DROPOUT + 0x100 + (uint64_t)l)));
-        in = w->dec_out[l];
+        in = o;
     }
     layernorm_forward(w->hn, w->hn_mean, w->hn_rstd, in, t[DM_DEC_LN_W], t[DM_DEC_LN_B], B * D, C);
     /* out[B,D] = Linear(C -> 1) per token */
