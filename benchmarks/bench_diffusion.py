@@ -33,10 +33,11 @@ both alike; circml on its OpenMP threads, PyTorch with torch.set_num_threads(thr
 The peak: csrc/tests/test_gemm_bf16.c's "peak" mode runs, on every thread at once, independent
 chains of 512-bit FMAs (vfmadd231ps, 32 flop each) and of vdpbf16ps (64 flop each: 32 bf16
 products summed pairwise into 16 fp32 lanes), 24 accumulators per thread (more than latency x
-ports), on 1 thread and on all threads at once; the best of 5 runs is the peak. On a machine
-shared with other processes the all-threads figure is what the threads got, not what the cores
-could do; so every GFLOP/s is also given per CPU-second of the process and compared with the
-1-thread peak (fraction_of_core_peak_per_cpu_s), which load does not distort.
+ports), on 1 thread and on all threads at once, each thread timed by its own CPU clock (what a
+core does while it runs, which load from other processes does not lower); the best of 5 runs is
+the peak. On a machine shared with other processes wall-clock GFLOP/s are what the threads got,
+so every GFLOP/s is also given per CPU-second of the process and compared with the 1-thread peak
+(fraction_of_core_peak_per_cpu_s), which load does not distort.
 
 OpenMP waiting: both contenders run with OMP_WAIT_POLICY=passive by default. On a machine shared
 with other processes, PyTorch's default (spinning) OpenMP threads wait for a descheduled sibling
@@ -411,7 +412,9 @@ def main(argv=None) -> dict:
     if peak.get("fp32_fma_1thread"):
         CORE_PEAK["fp32"] = peak["fp32_fma_1thread"]
     res["peak"]["method"] = ("independent 512-bit FMA (vfmadd231ps) and vdpbf16ps chains, 24 accumulators per thread, "
-                             "all threads at once, best of 5 runs of ~0.3 s (csrc/tests/test_gemm_bf16.c peak)")
+                             "all threads at once, each thread's rate over its own CPU time (so load from other "
+                             "processes does not lower it), summed; best of 5 runs of ~0.3 s "
+                             "(csrc/tests/test_gemm_bf16.c peak)")
     for name in a.shapes.split(","):
         print(f"[{name}] ...", file=sys.stderr, flush=True)
         res["shapes"][name] = bench_shape(name, SHAPES[name], a.repeats, a.threads, p32, a.quick)

@@ -100,7 +100,9 @@ int gemm_bf16_cache_open(void);
 
 /* Peak throughput loops for the benchmark: GFLOP/s of independent 512-bit FMA chains (32 flop
  * per instruction) and of vdpbf16ps chains (64 flop), each thread running `iters` rounds of 24
- * accumulators. Return 0 where the instructions are missing. */
+ * accumulators, all threads at once; each thread's rate is taken over its own CPU time and the
+ * rates are summed (so load from other processes does not lower it). Return 0 where the
+ * instructions are missing. */
 double gemm_bf16_peak_fma(int64_t iters);
 double gemm_bf16_peak_dpbf16(int64_t iters);
 #endif
