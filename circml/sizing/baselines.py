@@ -253,6 +253,8 @@ class ANNConfig:
         for name in ("batch_size", "poly_degree"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"ANNConfig.{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.relax_units not in ("mean", "std"):
+            raise ValueError(f"ANNConfig.relax_units must be 'mean' or 'std', got {self.relax_units!r}")
         if self.augment < 0 or self.relax < 0 or self.epochs < 0 or self.spread < 0:
             raise ValueError("ANNConfig.augment, relax, epochs and spread must not be negative")
 

@@ -117,14 +117,16 @@ class SizerConfig:
     guidance_mode: str = "uncond_weight"  # eps = w eps(x) + (1 - w) eps(x|y), the paper's eq. (3)
     spacing: str = "trailing"
     clip: float = 1.0                    # x0 estimates clipped to the normalised range each step
-    overshoot: float = 0.0               # condition on specs this many std beyond the target (inequalities only)
-    overshoot_spread: float = 0.0        # plus U(0, spread) std more, drawn per sample and metric
+    overshoot: float = 0.5               # condition on specs this much beyond the target (inequalities only)
+    overshoot_spread: float = 0.0        # plus U(0, spread) more, drawn per sample and metric
+    overshoot_units: str = "std"         # "std": standard deviations of the condition; "relative": fractions of |t|
 
     @classmethod
     def paper(cls, **overrides) -> "SizerConfig":
-        """The paper's settings: T = 1000, cosine schedule, N = 8 blocks, w = 0.1, 100 epochs."""
-        return replace(cls(blocks=8, timesteps=1000, epochs=100, guidance=0.1, guidance_mode="uncond_weight"),
-                       **overrides)
+        """The paper's settings: T = 1000, cosine schedule, N = 8 blocks, w = 0.1, 100 epochs, and
+        no overshoot (the targets are the condition as given)."""
+        return replace(cls(blocks=8, timesteps=1000, epochs=100, guidance=0.1, guidance_mode="uncond_weight",
+                           overshoot=0.0), **overrides)
 
     def __post_init__(self):
         for name in ("channels", "heads", "ff", "blocks", "timesteps", "batch_size", "steps", "poly_degree"):
@@ -159,6 +161,8 @@ class SizerConfig:
             raise ValueError(f"SizerConfig.relax_units must be 'mean' or 'std', got {self.relax_units!r}")
         if self.eta < 0 or self.clip < 0:
             raise ValueError("SizerConfig.eta and clip must not be negative")
+        if self.overshoot_units not in ("std", "relative"):
+            raise ValueError(f"SizerConfig.overshoot_units must be 'std' or 'relative', got {self.overshoot_units!r}")
         if self.overshoot < 0 or self.overshoot_spread < 0:
             raise ValueError("SizerConfig.overshoot and overshoot_spread must not be negative")
 
@@ -479,9 +483,10 @@ class DiffusionSizer:
         units = getattr(c, "relax_units", "mean")
         if units == "std":
             # relax in the space the model is conditioned in: by up to `relax` standard deviations
-            # of each (log-)metric, i.e. by a factor for a log metric
+            # (robust ones with robust_metrics) of each (log-)metric, i.e. by a factor for a log metric
             L = _log_metrics(Y, flags)
-            Xa, La = RelaxSpecs(c.augment, c.relax, sign, scale=L.std(axis=0))(X, L, rng)
+            scale = Standardize().fit(L, robust=bool(getattr(c, "robust_metrics", False))).std
+            Xa, La = RelaxSpecs(c.augment, c.relax, sign, scale=scale)(X, L, rng)
             Ya = La.copy()
             Ya[:, flags] = np.exp(La[:, flags])
         else:
@@ -672,8 +677,11 @@ class DiffusionSizer:
                 differ from fp32 ones by bf16 rounding, see docs/sizing.md "Speed"). Where the
                 CPU lacks avx512_bf16 it runs, and returns, the fp32 path.
             overshoot: condition on specifications stricter than ``targets`` (default
-                ``config.overshoot``): metric ``j``'s standardised value (see :meth:`condition`)
-                moves by ``-s_j * overshoot`` standard deviations, ``s_j = +1`` for a ``"<="``
+                ``config.overshoot``). With ``config.overshoot_units = "std"`` metric ``j``'s
+                standardised value (see :meth:`condition`) moves by ``-s_j * overshoot``
+                standard deviations; with ``"relative"`` the target itself becomes
+                ``t_j - s_j * overshoot * |t_j|`` (as the report's ``tighten``, but a dB metric
+                is treated as any other number); ``s_j = +1`` for a ``"<="``
                 spec (a lower power is asked), ``-1`` for ``">="`` (a higher gain), ``0`` for
                 metrics without a direction (unchanged). A conditional model regresses towards
                 the data it was trained on, and a target beyond the data's Pareto front sits
@@ -681,7 +689,7 @@ class DiffusionSizer:
                 samples land short of it; asking for a little more puts them past it. A design
                 meeting the stricter spec meets the target too.
             overshoot_spread: each sample's condition moves a further ``u * overshoot_spread``
-                standard deviations in the same directions, ``u ~ U(0, 1)`` drawn per sample
+                (in the same units) in the same directions, ``u ~ U(0, 1)`` drawn per sample
                 and metric from ``seed`` (default ``config.overshoot_spread``): a spread of
                 conditions instead of one point, for diversity.
 
@@ -716,13 +724,19 @@ class DiffusionSizer:
         spread = c.overshoot_spread if overshoot_spread is None else float(overshoot_spread)
         if over < 0 or spread < 0:
             raise ValueError(f"overshoot and overshoot_spread must not be negative, got {over}, {spread}")
+        if c.overshoot_units == "relative" and over + spread >= 1:
+            raise ValueError(f"relative overshoot + overshoot_spread must be below 1 (a fraction of |t|), "
+                             f"got {over} + {spread}")
         sign = np.asarray(self.directions if self.directions is not None else np.zeros(self.n_metrics), np.float64)
         if (over or spread) and sign.any():
             Tr = np.repeat(np.atleast_2d(T), n, axis=0)
             # sample i's draw depends on (seed, i) only, as the sampler's noise does
             u = np.tile(np.random.default_rng([seed & (2**64 - 1), 0x0E5]).random((n, len(sign))),
                         (len(Tr) // n, 1)) if spread else 0.0
-            rows = self.condition(Tr, shift=-sign * (over + spread * u))
+            if c.overshoot_units == "relative":
+                rows = self.condition(Tr - sign * (over + spread * u) * np.abs(Tr))
+            else:
+                rows = self.condition(Tr, shift=-sign * (over + spread * u))
         else:
             rows = np.repeat(cond, n, axis=0)
         z = _core.diffusion_sample(self._model, rows, steps, _SAMPLERS[sampler], _SPACINGS[c.spacing], eta,

@@ -42,7 +42,7 @@ from .diffusion import DiffusionSizer, parse_directions
 
 METRICS = ("power", "irn", "gain_db", "bw")
 DIRECTIONS = ("<=", "<=", ">=", ">=")
-#: The diffusion sizers condition on log(power), log(irn), log(bw) (they span decades) and gain in dB.
+#: The learned sizers condition on log(power), log(irn), log(bw) (they span decades) and gain in dB.
 LOG_METRICS = [True, True, False, True]
 #: The four OTAs of the full report (``ota_5t`` is the small one the default tests use).
 DEFAULT_TESTBENCHES = ("ota_two_stage_miller", "ota_folded_cascode", "ota_telescopic", "ota_subthreshold_ecg")
@@ -75,14 +75,16 @@ def log_flags(testbench) -> List[bool]:
 def default_methods(evolution_max_calls: Optional[int] = 512 * 10, workers: Optional[int] = None,
                     seed: int = 0) -> List[Method]:
     """The paper's four rows: the diffusion transformer (default :class:`SizerConfig`: DDIM 50,
-    guidance ``w = 0.1``), DM-MLP, the inverse ANN, and differential evolution with population
-    512 and ngspice in the loop (at most ``evolution_max_calls`` simulations per target). The two
-    diffusion sizers condition on the log of power, noise and bandwidth (:data:`LOG_METRICS`); the
-    inverse ANN's configuration has no such option and conditions on them linearly."""
+    guidance ``w = 0.1``, overshoot 0.5 standard deviations), DM-MLP (the same sampler, so the same
+    overshoot), the inverse ANN (its own spread of tightened targets), and differential evolution
+    with population 512 and ngspice in the loop (at most ``evolution_max_calls`` simulations per
+    target). The three learned sizers see the same data: sizes on the testbench's log/linear
+    scales, the x10 relaxed-spec augmentation, and the log of power, noise and bandwidth
+    (:data:`LOG_METRICS`)."""
     return [
         Method("DM-Transf.", lambda tb: DiffusionSizer(seed=seed, log_sizes=log_flags(tb), log_metrics=LOG_METRICS)),
         Method("DM-MLP", lambda tb: DiffusionMLPSizer(seed=seed, log_sizes=log_flags(tb), log_metrics=LOG_METRICS)),
-        Method("ANN", lambda tb: InverseANNSizer(seed=seed, log_sizes=log_flags(tb))),
+        Method("ANN", lambda tb: InverseANNSizer(seed=seed, log_sizes=log_flags(tb), log_metrics=LOG_METRICS)),
         Method("Sim.-based", lambda tb: EvolutionarySizer(tb, population=512, max_calls=evolution_max_calls,
                                                           workers=workers, seed=seed, progress=False),
                learned=False),
