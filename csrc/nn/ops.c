@@ -204,8 +204,94 @@ CM_INLINE void gelu_bwd_body(real *dinp, const real *dout, const real *inp, int6
     }
 }
 #endif
-CM_DISPATCH(gelu_fwd_chunk, gelu_fwd_body, (real *out, const real *inp, int64_t n), (out, inp, n))
-CM_DISPATCH(gelu_bwd_chunk, gelu_bwd_body, (real *dinp, const real *dout, const real *inp, int64_t n), (dinp, dout, inp, n))
+CM_DISPATCH(gelu_fwd_generic, gelu_fwd_body, (real *out, const real *inp, int64_t n), (out, inp, n))
+CM_DISPATCH(gelu_bwd_generic, gelu_bwd_body, (real *dinp, const real *dout, const real *inp, int64_t n),
+            (dinp, dout, inp, n))
+
+#if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && defined(__x86_64__)
+/* The AVX-512 path of GELU (and of GELU + dropout below), written with intrinsics: the same
+ * erfcx polynomial and exp as cm_gelu_cdf, 16 values at a time, with 1 / (1 + z/2) from the
+ * 14-bit reciprocal and one Newton step (within an ulp) instead of a divide. The compiler's
+ * vectorisation of the scalar body left these ~1.4x slower (GELU + dropout was 15% of a small
+ * DICE step). Tails go through masked loads and stores, so an element's bits never depend on
+ * where a chunk or a row block starts. */
+#define CM_GELU_AVX512 1
+#define GELU_TGT __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
+GELU_TGT static inline __attribute__((always_inline)) __m512 expneg16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), magic), magic);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 q = _mm512_set1_ps(1.9875691500e-4f);
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.3981999507e-3f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(8.3334519073e-3f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.1665795894e-2f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.6666665459e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(q, r), r, r), _mm512_set1_ps(1.0f));
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(bits));
+}
+/* Phi(x) and phi(x) of 16 values (see cm_gelu_cdf) */
+GELU_TGT static inline __attribute__((always_inline)) __m512 gelu_cdf16(__m512 x, __m512 *pdf) {
+    const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
+    const __m512 den = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, _mm512_set1_ps(1.0f));
+    __m512 t = _mm512_rcp14_ps(den);
+    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(den, t, _mm512_set1_ps(2.0f)));
+    const __m512 u = _mm512_fmsub_ps(_mm512_set1_ps(2.0f), t, _mm512_set1_ps(1.0f));
+    __m512 q = _mm512_set1_ps(4.337968293e-05f);
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(-3.646446882e-05f));
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(-3.022030377e-04f));
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(4.303876586e-04f));
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(1.531420349e-03f));
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(-3.243260370e-03f));
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(-1.075235861e-02f));
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(1.822162219e-02f));
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(1.397358152e-01f));
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(3.435803218e-01f));
+    q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(5.107913555e-01f));
+    const __m512 g = expneg16(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-0.5f), x), x));
+    const __m512 half_erfc = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), t), q), g);
+    *pdf = _mm512_mul_ps(_mm512_set1_ps(0.39894228040143268f), g);
+    const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(1.0f), half_erfc), half_erfc);
+}
+static inline __mmask16 tail_mask16(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
+
+GELU_TGT static void gelu_fwd_avx512(float *out, const float *inp, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask16(n - i);
+        const __m512 x = _mm512_maskz_loadu_ps(k, inp + i);
+        __m512 pdf;
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(x, gelu_cdf16(x, &pdf)));
+    }
+}
+GELU_TGT static void gelu_bwd_avx512(float *dinp, const float *dout, const float *inp, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask16(n - i);
+        const __m512 x = _mm512_maskz_loadu_ps(k, inp + i);
+        __m512 pdf;
+        const __m512 cdf = gelu_cdf16(x, &pdf);
+        const __m512 d = _mm512_fmadd_ps(x, pdf, cdf);
+        _mm512_mask_storeu_ps(dinp + i, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, dout + i), d,
+                                                           _mm512_maskz_loadu_ps(k, dinp + i)));
+    }
+}
+#endif
+
+static void gelu_fwd_chunk(real *out, const real *inp, int64_t n) {
+#ifdef CM_GELU_AVX512
+    if (gemm_get_isa() == GEMM_ISA_AVX512) { gelu_fwd_avx512(out, inp, n); return; }
+#endif
+    gelu_fwd_generic(out, inp, n);
+}
+static void gelu_bwd_chunk(real *dinp, const real *dout, const real *inp, int64_t n) {
+#ifdef CM_GELU_AVX512
+    if (gemm_get_isa() == GEMM_ISA_AVX512) { gelu_bwd_avx512(dinp, dout, inp, n); return; }
+#endif
+    gelu_bwd_generic(dinp, dout, inp, n);
+}
 
 void gelu_forward(real *out, const real *inp, int64_t n) {
 #pragma omp parallel for schedule(static) if (n >= EW_PARALLEL_MIN)
@@ -607,10 +693,57 @@ CM_INLINE void gelu_dropout_fwd_body(real *out, real *deriv, uint8_t *mask, cons
         for (int j = 0; j < w; j++) deriv[b + j] = d[j];
     }
 }
-CM_DISPATCH(gelu_dropout_fwd_chunk, gelu_dropout_fwd_body,
+CM_DISPATCH(gelu_dropout_fwd_generic, gelu_dropout_fwd_body,
             (real *out, real *deriv, uint8_t *mask, const real *inp, int64_t i0, int64_t n, int dropout, uint64_t thr,
              real scale, uint64_t seed),
             (out, deriv, mask, inp, i0, n, dropout, thr, scale, seed))
+
+#ifdef CM_GELU_AVX512
+GELU_TGT static inline __attribute__((always_inline)) __m512i mix64_16(__m512i x) {   /* mix64 of 8 lanes */
+    x = _mm512_add_epi64(x, _mm512_set1_epi64((long long)0x9e3779b97f4a7c15ull));
+    x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 30)), _mm512_set1_epi64((long long)0xbf58476d1ce4e5b9ull));
+    x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 27)), _mm512_set1_epi64((long long)0x94d049bb133111ebull));
+    return _mm512_xor_si512(x, _mm512_srli_epi64(x, 31));
+}
+/* gelu_dropout_fwd_body with intrinsics: the mask of element i is (mix64(seed ^ mix64(i)) >> 11)
+ * >= thr on 8 64-bit lanes at a time, as the scalar test */
+GELU_TGT static void gelu_dropout_fwd_avx512(float *out, float *deriv, uint8_t *mask, const float *inp, int64_t i0,
+                                             int64_t n, int dropout, uint64_t thr, float scale, uint64_t seed) {
+    const __m512i vseed = _mm512_set1_epi64((long long)seed), vthr = _mm512_set1_epi64((long long)thr);
+    const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), eight = _mm512_set1_epi64(8);
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask16(n - i);
+        const __m512 x = _mm512_maskz_loadu_ps(k, inp + i);
+        __m512 pdf;
+        const __m512 cdf = gelu_cdf16(x, &pdf);
+        __m512 o = _mm512_mul_ps(x, cdf), d = _mm512_fmadd_ps(x, pdf, cdf);
+        if (dropout) {
+            const __m512i ia = _mm512_add_epi64(_mm512_set1_epi64((long long)(i0 + i)), lane), ib = _mm512_add_epi64(ia, eight);
+            const __m512i ha = mix64_16(_mm512_xor_si512(vseed, mix64_16(ia)));
+            const __m512i hb = mix64_16(_mm512_xor_si512(vseed, mix64_16(ib)));
+            const __mmask16 keep = (__mmask16)(_mm512_cmpge_epu64_mask(_mm512_srli_epi64(ha, 11), vthr) |
+                                               ((unsigned)_mm512_cmpge_epu64_mask(_mm512_srli_epi64(hb, 11), vthr) << 8));
+            o = _mm512_maskz_mul_ps(keep, o, vscale);
+            d = _mm512_maskz_mul_ps(keep, d, vscale);
+            if (mask) _mm_mask_storeu_epi8(mask + i, k, _mm_maskz_mov_epi8(keep, _mm_set1_epi8(1)));
+        }
+        _mm512_mask_storeu_ps(out + i, k, o);
+        _mm512_mask_storeu_ps(deriv + i, k, d);
+    }
+}
+#endif
+
+static void gelu_dropout_fwd_chunk(real *out, real *deriv, uint8_t *mask, const real *inp, int64_t i0, int64_t n,
+                                   int dropout, uint64_t thr, real scale, uint64_t seed) {
+#ifdef CM_GELU_AVX512
+    if (gemm_get_isa() == GEMM_ISA_AVX512) {
+        gelu_dropout_fwd_avx512(out, deriv, mask, inp, i0, n, dropout, thr, scale, seed);
+        return;
+    }
+#endif
+    gelu_dropout_fwd_generic(out, deriv, mask, inp, i0, n, dropout, thr, scale, seed);
+}
 
 void gelu_dropout_forward(real *out, real *deriv, uint8_t *mask, const real *inp, int64_t n, real p, uint64_t seed) {
     real scale = p < 1 ? (real)1 / ((real)1 - p) : (real)0;
