@@ -30,6 +30,12 @@ both alike; circml on its OpenMP threads, PyTorch with torch.set_num_threads(thr
       (q k^T, softmax and att v in one pass: its time includes the softmax) alone, and the share
       of the run spent outside the products (in thread time, and in process CPU time). The
       profiled runs are separate from the timed ones (profiling costs two clock reads per product).
+      PyTorch the same way where it can be: torch.profiler's self time of its matmul ops
+      (addmm, mm, _addmm_activation: the Linear layers; bmm, the flash-attention kernel and
+      _softmax: attention, softmax included as in circml's fused kernel) against the same flop
+      counts; its ops run on its intra-op threads, so flops / self time is comparable with
+      circml's flops / (thread time / threads). The profiler's own overhead sits mostly outside
+      the ops, so the share outside the matmuls is not reported for PyTorch.
 The peak: csrc/tests/test_gemm_bf16.c's "peak" mode runs, on every thread at once, independent
 chains of 512-bit FMAs (vfmadd231ps, 32 flop each) and of vdpbf16ps (64 flop each: 32 bf16
 products summed pairwise into 16 fp32 lanes), 24 accumulators per thread (more than latency x
@@ -247,6 +253,36 @@ def matmul_profile(fn, threads: int, peak: float | None, repeats: int = 3) -> di
     return med
 
 
+TORCH_LINEAR_OPS = ("aten::addmm", "aten::mm", "aten::_addmm_activation")
+TORCH_ATTENTION_OPS = ("aten::bmm", "aten::baddbmm", "aten::_softmax", "aten::_scaled_dot_product_flash_attention_for_cpu",
+                       "aten::_scaled_dot_product_attention_math", "aten::scaled_dot_product_attention")
+
+
+def torch_matmul_profile(torch, fn, lin_flops: float, att_flops: float, peak: float | None, repeats: int = 2) -> dict:
+    """Self time of PyTorch's matmul ops in fn() (torch.profiler), the faster of `repeats` runs,
+    as GFLOP/s of the given flop counts (see (e) in the module docstring)."""
+    from torch.profiler import ProfilerActivity, profile
+    best = None
+    for _ in range(repeats):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        self_s = {e.key: e.self_cpu_time_total * 1e-6 for e in prof.key_averages()}
+        lin = sum(self_s.get(k, 0.0) for k in TORCH_LINEAR_OPS)
+        att = sum(self_s.get(k, 0.0) for k in TORCH_ATTENTION_OPS)
+        if best is None or lin + att < best[0] + best[1]:
+            best = (lin, att, {k: self_s[k] for k in TORCH_LINEAR_OPS + TORCH_ATTENTION_OPS if k in self_s})
+
+    def rate(fl, sec):
+        out = {"gflop": fl / 1e9, "s_in_ops": sec, "gflops": fl / sec / 1e9 if sec else float("nan")}
+        if peak:
+            out["fraction_of_fp32_peak"] = out["gflops"] / peak
+        return out
+
+    lin, att, ops = best
+    return {"matmul": rate(lin_flops + att_flops, lin + att), "linear": rate(lin_flops, lin),
+            "attention": rate(att_flops, att), "ops_self_s": ops}
+
+
 def summarise(times: dict, flops: float | None = None, peak: float | None = None, ref: str | None = None) -> dict:
     core_peak = CORE_PEAK.get("fp32")
     out = {}
@@ -302,6 +338,8 @@ def bench_shape(name: str, shape: dict, repeats: int, threads: int, peak: float 
     res["sampling"]["bf16_kernel"] = _core.gemm_bf16_info()
     res["sampling"]["matmul_profile"] = {p: matmul_profile(lambda: c_sample(model, y, precision=p), threads, peak)
                                          for p in ("fp32", "bf16")}
+    res["sampling"]["matmul_profile"]["pytorch_fp32"] = torch_matmul_profile(
+        torch, lambda: torch_sample(torch, twin, acp, yt), STEPS * lin, STEPS * att, peak)
 
     # (c): one design at a time, guidance on
     y1 = y[:1]
@@ -490,6 +528,11 @@ def report(r: dict) -> None:
                   f"x{x.get('speedup_vs_pytorch_fp32', 1.0):.2f} (CPU time x{x.get('speedup_cpu_time_vs_pytorch_fp32', 1.0):.2f})")
         print(f"   bf16 vs fp32 samples: max |diff| {sm['bf16_vs_fp32_max_abs_diff']:.2e}")
         for p, mp in sm.get("matmul_profile", {}).items():
+            if p == "pytorch_fp32":
+                print(f"   pytorch_fp32 inside its matmul ops (profiler self time): {mp['matmul']['gflops']:6.1f} GFLOP/s = "
+                      f"{100 * mp['matmul'].get('fraction_of_fp32_peak', float('nan')):5.1f}% of fp32 peak (Linear "
+                      f"{mp['linear']['gflops']:.1f}, attention with softmax {mp['attention']['gflops']:.1f})")
+                continue
             print(f"   circml_{p} inside the matmuls: {mp['matmul']['gflops']:6.1f} GFLOP/s = "
                   f"{100 * mp['matmul'].get('fraction_of_fp32_peak', float('nan')):5.1f}% of fp32 peak "
                   f"(Linear {mp['linear']['gflops']:.1f} = {100 * mp['linear'].get('fraction_of_fp32_peak', float('nan')):.1f}%, "
