@@ -3,7 +3,9 @@
  * against plain double loops, over self- and cross-attention shapes with odd token counts
  * (1, 4, 17, 33 queries; 1..300 keys), head widths 8..64, and strides as in the fused q|k|v
  * projection. Also: out is bitwise the same with att NULL (inference) as with att kept; a batch
- * row's result does not depend on the other rows; the same for 1 and N OpenMP threads.
+ * row's result does not depend on the other rows; the same for 1 and N OpenMP threads. And the
+ * blocks' inference form (a packed-weight cache open, dropout 0: fused epilogues, no stored
+ * probabilities) against their plain form, for encoder and decoder, ReLU and GELU.
  *   test_attention_fast            prints "N passed, M failed, K skipped"; exit 1 on failure
  *   test_attention_fast bench B T S C NH reps   JSON: GFLOP/s of the forward (the two products)
  * Build: cc -std=c11 -O2 -fopenmp -D_GNU_SOURCE test_attention_fast.c ../nn/transformer.c
@@ -17,6 +19,7 @@
 #include <omp.h>
 #endif
 #include "../nn/gemm.h"
+#include "../nn/gemm_bf16.h"
 #include "../nn/transformer.h"
 
 static int passed, failed, skipped;
@@ -104,6 +107,49 @@ static void check_shape(const shape *sh, gemm_isa isa) {
     free(q); free(kv); free(out); free(out2); free(att); free(ro); free(ra);
 }
 
+/* One block, plain form (no cache: ops.c's Linear) vs inference form (fp32 packed-weight cache):
+ * the same function to float rounding; and the inference form of the last row alone equals its
+ * rows of the batch bit for bit. */
+static void check_block_forms(int decoder, cm_activation act) {
+    const int B = 5, T = 17, S = 4, C = 64, NH = 4, F = 128;
+    int64_t ps[TBP_N], as[TBA_N], mask_bytes;
+    const int64_t np = tblock_param_sizes(ps, C, F, decoder), na = tblock_act_sizes(as, &mask_bytes, B, T, S, C, NH, F, decoder);
+    real *pm = malloc(sizeof(real) * (size_t)np), *am = malloc(sizeof(real) * (size_t)na);
+    uint8_t *mask = malloc((size_t)mask_bytes);
+    tblock_params p;
+    tblock_acts a;
+    tblock_params_carve(&p, pm, ps);
+    tblock_params_init(&p, ps, C, F, 11 + (uint64_t)decoder);
+    for (int i = 0; i < TBP_N; i++)   /* non-trivial norms and biases */
+        if (p.t[i] && (i == TBP_LN1_B || i == TBP_LN2_B || i == TBP_ATTN_BQKV || i == TBP_ATTN_BO || i == TBP_LNX_W))
+            for (int64_t k = 0; k < ps[i]; k++) p.t[i][k] += 0.3f * urand();
+    tblock_acts_carve(&a, am, mask, as);
+    const int64_t n = (int64_t)B * T * C, nm = (int64_t)B * S * C;
+    real *x = malloc(sizeof(real) * (size_t)n), *mem = malloc(sizeof(real) * (size_t)nm);
+    real *o1 = malloc(sizeof(real) * (size_t)n), *o2 = malloc(sizeof(real) * (size_t)n), *o3 = malloc(sizeof(real) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) x[i] = 1.5f * urand();
+    for (int64_t i = 0; i < nm; i++) mem[i] = 1.5f * urand();
+    const int64_t row = (int64_t)T * C, b = B - 1;
+    if (decoder) decoder_block_forward(o1, &a, x, mem, &p, B, T, S, C, NH, F, act, 0, 1);
+    else encoder_block_forward(o1, &a, x, &p, B, T, C, NH, F, act, 0, 1);
+    const int open = gemm_bf16_cache_begin(0) == 0;
+    if (decoder) {
+        decoder_block_forward(o2, &a, x, mem, &p, B, T, S, C, NH, F, act, 0, 1);
+        decoder_block_forward(o3, &a, x + b * row, mem + b * S * C, &p, 1, T, S, C, NH, F, act, 0, 1);
+    } else {
+        encoder_block_forward(o2, &a, x, &p, B, T, C, NH, F, act, 0, 1);
+        encoder_block_forward(o3, &a, x + b * row, &p, 1, T, C, NH, F, act, 0, 1);
+    }
+    if (open) gemm_bf16_cache_end();
+    double e = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) { e = fmax(e, fabs(o1[i] - o2[i])); mx = fmax(mx, fabs(o1[i])); }
+    CHECK(open && e <= 1e-5 * (1 + mx), "%s %s: inference form differs from the plain one by %.2e (max |out| %.2f)",
+          decoder ? "decoder" : "encoder", act == CM_ACT_RELU ? "relu" : "gelu", e, mx);
+    CHECK(memcmp(o2 + b * row, o3, sizeof(real) * (size_t)row) == 0, "%s: inference form of a row depends on the batch",
+          decoder ? "decoder" : "encoder");
+    free(pm); free(am); free(mask); free(x); free(mem); free(o1); free(o2); free(o3);
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -147,6 +193,10 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_shape(&shapes[i], isas[s]);
     }
     gemm_set_isa(GEMM_ISA_AUTO);
+    for (int d = 0; d < 2; d++) {
+        check_block_forms(d, CM_ACT_RELU);
+        check_block_forms(d, CM_ACT_GELU);
+    }
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }
