@@ -273,7 +273,10 @@ def sweep(testbench: Testbench, n_or_designs: Union[int, Any], *, method: str = 
             points not stored yet are simulated; a different sweep raises
             :class:`~circml.spice.store.StoreMismatchError`.
         progress: show a tqdm progress bar.
-        timeout: per-simulation time limit in seconds (default: the testbench's).
+        timeout: per-simulation time limit in seconds (default: the testbench's). A point over
+            it fails with a ``SimulationTimeout`` error; in a SimulationPool its worker is
+            stopped and replaced by the parent (workers run ngspice in their own thread, the
+            fastest way), elsewhere ngspice's background thread is halted.
         chunksize: points per task (default: about 16 tasks per worker, at most 64 points).
 
     Returns:
