@@ -1,8 +1,11 @@
 /* transformer.c: layer norm, ReLU, residual, multi-head self/cross attention, sinusoidal
  * timestep embedding, and pre-LN encoder/decoder blocks built from them (see transformer.h for
  * sizes and conventions). Linear, GELU and dropout come from ops.c.
- * Limits: no causal or padding mask; attention keeps the whole [B,NH,T,S] probability tensor,
- * which suits the few-token sequences of sizing vectors, not long sequences. */
+ * Limits: no causal or padding mask; attention keeps the whole [B,NH,T,S] probability tensor for
+ * backward (inference need not), which suits the few-token sequences of sizing vectors, not long
+ * sequences. Attention's float paths: AVX-512 with (batch row, head) pairs in the lanes for heads
+ * of 16 channels and up to 32 keys (the paper's shapes), else with queries in the lanes; AVX2 and
+ * portable builds run one generic body. */
 #include "transformer.h"
 #include "gemm.h"
 #include "gemm_bf16.h"
@@ -301,6 +304,7 @@ CM_DISPATCH(attention_bh_generic, attention_bh_body,
 #define ATT_HMAX 64    /* head width handled by the AVX-512 path (a multiple of 16) */
 #define ATT_QALONE 2   /* a last block of this many queries or fewer runs query by query */
 #define ATT_G 4        /* heads of a batch row run together, phase by phase */
+#define ATT_PAIRS_SMAX 32   /* keys handled by the pairs-in-lanes path (heads of 16 channels) */
 __attribute__((target("avx512f,avx512dq"))) static inline __m512 exp512(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
     x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
@@ -532,6 +536,94 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_heads_avx512(f
             for (int g = 0; g < nh; g++) att_values(o + g * hs, pt[g], inv[g], v + g * hs, tq, 1, S, hs, ldkv, C);
     }
 }
+/* Attention of up to 16 (batch row, head) pairs at once, one pair per lane, for heads of 16
+ * channels and at most ATT_PAIRS_SMAX keys: every operation is then vertical over the 16 pairs
+ * (no padding of short sequences, no lane reductions, long independent chains), at the price of
+ * transposing q, k, v and out between rows and lanes (16 x 16 in registers). Lanes past np
+ * compute on zeros and are never stored. Per pair: k and v of all keys transposed into
+ * kt[s][16 channels], vt[s][16]; then per query t: q transposed into 16 registers, the scores
+ * sc[s] = scale * (sum of even channels + sum of odd channels) (two FMA chains each, keys four at
+ * a time), the softmax over keys in order (max; e = exp; sum), out = (1 / sum) * sum_s e[s] vt[s]
+ * (s in order), transposed back to the pairs' rows. Each lane's arithmetic is its pair's alone,
+ * so results do not depend on which pairs share a group, the batch or the thread count. */
+__attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(float *out, float *att, const float *q,
+                                                                                const float *k, const float *v,
+                                                                                int64_t p0, int np, int T, int S, int C,
+                                                                                int NH, int ldq, int ldkv, float scale) {
+    const float *qb[16], *kb[16], *vb[16];
+    float *ob[16];
+    int64_t ab[16];
+    for (int l = 0; l < 16; l++) {
+        const int64_t p = p0 + (l < np ? l : 0), b = p / NH;
+        const int h = (int)(p % NH);
+        qb[l] = q + b * T * ldq + h * 16;
+        kb[l] = k + b * S * ldkv + h * 16;
+        vb[l] = v + b * S * ldkv + h * 16;
+        ob[l] = out + b * T * C + h * 16;
+        ab[l] = p * T * S;
+    }
+    __m512 kt[ATT_PAIRS_SMAX * 16], vt[ATT_PAIRS_SMAX * 16], sc[ATT_PAIRS_SMAX];
+    for (int s = 0; s < S; s++) {
+        __m512 r[16], u[16];
+        for (int l = 0; l < 16; l++) {
+            r[l] = l < np ? _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
+            u[l] = l < np ? _mm512_loadu_ps(vb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
+        }
+        tr16x16(r);
+        tr16x16(u);
+        for (int j = 0; j < 16; j++) { kt[s * 16 + j] = r[j]; vt[s * 16 + j] = u[j]; }
+    }
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (int t = 0; t < T; t++) {
+        __m512 qv[16];
+        for (int l = 0; l < 16; l++) qv[l] = l < np ? _mm512_loadu_ps(qb[l] + (int64_t)t * ldq) : _mm512_setzero_ps();
+        tr16x16(qv);
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        int s = 0;
+        for (; s + 4 <= S; s += 4) {
+            __m512 ae[4], ao[4];
+            for (int r = 0; r < 4; r++) ae[r] = ao[r] = _mm512_setzero_ps();
+            for (int j = 0; j < 16; j += 2)
+                for (int r = 0; r < 4; r++) {
+                    ae[r] = _mm512_fmadd_ps(qv[j], kt[(s + r) * 16 + j], ae[r]);
+                    ao[r] = _mm512_fmadd_ps(qv[j + 1], kt[(s + r) * 16 + j + 1], ao[r]);
+                }
+            for (int r = 0; r < 4; r++) {
+                sc[s + r] = _mm512_mul_ps(_mm512_add_ps(ae[r], ao[r]), vscale);
+                mx = _mm512_max_ps(mx, sc[s + r]);
+            }
+        }
+        for (; s < S; s++) {
+            __m512 ae = _mm512_setzero_ps(), ao = _mm512_setzero_ps();
+            for (int j = 0; j < 16; j += 2) {
+                ae = _mm512_fmadd_ps(qv[j], kt[s * 16 + j], ae);
+                ao = _mm512_fmadd_ps(qv[j + 1], kt[s * 16 + j + 1], ao);
+            }
+            sc[s] = _mm512_mul_ps(_mm512_add_ps(ae, ao), vscale);
+            mx = _mm512_max_ps(mx, sc[s]);
+        }
+        __m512 sum = _mm512_setzero_ps();
+        for (s = 0; s < S; s++) {
+            sc[s] = exp512(_mm512_sub_ps(sc[s], mx));
+            sum = _mm512_add_ps(sum, sc[s]);
+        }
+        const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
+        __m512 o[16];
+        for (int j = 0; j < 16; j++) o[j] = _mm512_setzero_ps();
+        for (s = 0; s < S; s++)
+            for (int j = 0; j < 16; j++) o[j] = _mm512_fmadd_ps(sc[s], vt[s * 16 + j], o[j]);
+        for (int j = 0; j < 16; j++) o[j] = _mm512_mul_ps(o[j], inv);
+        tr16x16(o);
+        for (int l = 0; l < np; l++) _mm512_storeu_ps(ob[l] + (int64_t)t * C, o[l]);
+        if (att) {   /* the probabilities for backward */
+            float pr[16] __attribute__((aligned(64)));
+            for (s = 0; s < S; s++) {
+                _mm512_store_ps(pr, _mm512_mul_ps(sc[s], inv));
+                for (int l = 0; l < np; l++) att[ab[l] + (int64_t)t * S + s] = pr[l];
+            }
+        }
+    }
+}
 #define HAVE_ATT_AVX512 1
 #endif
 
@@ -558,7 +650,14 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
     gemm_prof_mark pm;
     if (prof) gemm_profile_start(&pm);
 #ifdef HAVE_ATT_AVX512
-    if (hs % 16 == 0 && hs <= ATT_HMAX && S <= ATT_SMAX && gemm_get_isa() == GEMM_ISA_AVX512) {
+    if (hs == 16 && S <= ATT_PAIRS_SMAX && gemm_get_isa() == GEMM_ISA_AVX512) {
+        /* one iteration per group of 16 (b, h) pairs: writes only their att and out */
+        const int64_t groups = (pairs + 15) / 16;
+#pragma omp parallel for schedule(static) if (pairs * T * S >= 4096)
+        for (int64_t g = 0; g < groups; g++)
+            attention_pairs_avx512(out, att, q, k, v, g * 16, (int)(pairs - g * 16 < 16 ? pairs - g * 16 : 16), T, S, C,
+                                   NH, ldq, ldkv, scale);
+    } else if (hs % 16 == 0 && hs <= ATT_HMAX && S <= ATT_SMAX && gemm_get_isa() == GEMM_ISA_AVX512) {
         /* one iteration per (b, group of ATT_G heads): writes only their att and out */
         const int ng = (NH + ATT_G - 1) / ATT_G;
         const int64_t items = (int64_t)B * ng;

@@ -1,5 +1,6 @@
 /* test_attention_fast.c: the float attention forward of csrc/nn/transformer.c, alone (no Python):
- * every ISA path (AVX-512's fused short-sequence kernel, AVX2 and portable's generic body)
+ * every ISA path (AVX-512's short-sequence kernels: pairs in the lanes for 16-channel heads and
+ * up to 32 keys, queries in the lanes otherwise; AVX2 and portable's generic body)
  * against plain double loops, over self- and cross-attention shapes with odd token counts
  * (1, 4, 17, 33 queries; 1..300 keys), head widths 8..64, and strides as in the fused q|k|v
  * projection. Also: out is bitwise the same with att NULL (inference) as with att kept; a batch
