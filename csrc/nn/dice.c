@@ -37,10 +37,12 @@ typedef struct {
 } enc_acts;
 
 /* Blocked layers (see layer_forward_blocked): at hidden <= BLK_MAX_H a DICE layer runs in a few
- * OpenMP regions over fixed blocks of BLK_ROWS rows. 240 x 64 x 64 multiply-adds per product
- * stay below gemm.c's team threshold, so each block's products run on the thread that has it. */
+ * OpenMP regions over fixed blocks of BLK_ROWS rows; inside a region gemm runs on the thread
+ * that has the block (a nested team is inactive). 360 rows (a multiple of the 12-row GEMM tile):
+ * 240 made ~1.5x the products and their fixed costs (~4% slower on one thread), 480 leaves
+ * 13 blocks to share at the small benchmark size, too few to balance two threads. */
 #define BLK_MAX_H 64
-#define BLK_ROWS 240
+#define BLK_ROWS 360
 #define BLK_PARALLEL_MIN 32768   /* (N + E) x H values: below that one thread does a layer */
 /* a block's weight-gradient parts: wa [H,H], ba [H], wb [H,H], bb [H] */
 #define BLK_PART(H) (2 * (H) * (H) + 2 * (H))
