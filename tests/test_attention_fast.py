@@ -1,11 +1,12 @@
-"""The float attention forward of csrc/nn/transformer.c on every ISA path.
+"""The float attention forward and layer norm of csrc/nn/transformer.c on every ISA path.
 
 csrc/tests/test_attention_fast.c (built with sanitizers where the toolchain has them): the
 AVX-512 short-sequence kernel (queries in lanes) and the generic AVX2/portable body against plain
 double loops, over self- and cross-attention shapes with odd token counts and head widths 8..64;
 out bitwise the same with att NULL (inference) as with att kept; a batch row's result independent
-of the other rows; the same for 1 and 2 threads. The matmul profile of a sampling run is checked
-against the flops the model's shape implies.
+of the other rows; the same for 1 and 2 threads; the blocks' inference form against their plain
+form; layer norm against double loops (row independence too). The matmul profile of a sampling
+run is checked against the flops the model's shape implies.
 """
 import os
 import subprocess

@@ -106,33 +106,98 @@ CM_DISPATCH(layernorm_rows, layernorm_rows_body,
 
 #if defined(CM_REAL_IS_FLOAT) && defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
-/* AVX-512 rows for C % 16 == 0: the 16-lane sums of the row's vectors (vectors in order), then
- * the lanes by _mm512_reduce_add_ps; two passes (mean, then the centred squares), as the body. */
+/* 16 x 16 floats transposed in registers: r[i] lane c <- r[c] lane i (unpacks within 128-bit
+ * lanes, then 4-float blocks moved across lanes). */
+__attribute__((target("avx512f,avx512dq"), always_inline)) static inline void tr16x16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);       /* a0 b0 a1 b1 per 128-bit lane */
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);   /* a2 b2 a3 b3 */
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));       /* a0 b0 c0 d0 */
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));   /* a1 b1 c1 d1 */
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    /* r[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k */
+    for (int k = 0; k < 4; k++) {
+        const __m512 a = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), b = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
+        const __m512 c = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88), d = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
+        t[k] = _mm512_shuffle_f32x4(a, c, 0x88);
+        t[4 + k] = _mm512_shuffle_f32x4(b, d, 0x88);
+        t[8 + k] = _mm512_shuffle_f32x4(a, c, 0xDD);
+        t[12 + k] = _mm512_shuffle_f32x4(b, d, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* AVX-512 layer norm of rows in groups of 16, one row per lane, for C % 16 == 0: each row's
+ * C / 16 vectors added in order, the 16 row vectors transposed (tr16x16) and added in order, so
+ * lane i holds row i's sum; the mean, then the centred squares likewise; 1 / sqrt(var + eps)
+ * in double, as the body. Everything after the row loads is vertical over the 16 rows: no lane
+ * reductions and no per-row dependency chain. Rows past n1 are zeros in their lanes and never
+ * stored; a row's arithmetic is its own, whatever rows share its group. */
 __attribute__((target("avx512f,avx512dq"))) static void layernorm_rows_avx512v(real *out, real *mean, real *rstd,
                                                                                 const real *inp, const real *weight,
                                                                                 const real *bias, int64_t n0,
                                                                                 int64_t n1, int C) {
-    for (int64_t n = n0; n < n1; n++) {
-        const float *x = inp + n * C;
-        __m512 acc = _mm512_loadu_ps(x);
-        for (int c = 16; c < C; c += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + c));
-        const float m = _mm512_reduce_add_ps(acc) / (float)C;
-        const __m512 vm = _mm512_set1_ps(m);
-        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x), vm);
-        acc = _mm512_mul_ps(d, d);
-        for (int c = 16; c < C; c += 16) {
-            d = _mm512_sub_ps(_mm512_loadu_ps(x + c), vm);
-            acc = _mm512_fmadd_ps(d, d, acc);
+    const int nv = C / 16;
+    const __m512 vc = _mm512_set1_ps((float)C);
+    for (int64_t g = n0; g < n1; g += 16) {
+        const int nr = n1 - g < 16 ? (int)(n1 - g) : 16;
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) {
+            __m512 acc = _mm512_setzero_ps();
+            if (i < nr) {
+                const float *x = inp + (g + i) * C;
+                acc = _mm512_loadu_ps(x);
+                for (int c = 1; c < nv; c++) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + 16 * c));
+            }
+            r[i] = acc;
         }
-        const float r = (float)(1.0 / sqrt((double)(_mm512_reduce_add_ps(acc) / (float)C) + CM_LN_EPS));
-        const __m512 vr = _mm512_set1_ps(r);
-        float *o = out + n * C;
-        for (int c = 0; c < C; c += 16) {
-            const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), vm), vr);
-            _mm512_storeu_ps(o + c, _mm512_fmadd_ps(xh, _mm512_loadu_ps(weight + c), _mm512_loadu_ps(bias + c)));
+        tr16x16(r);
+        __m512 sum = r[0];
+        for (int k = 1; k < 16; k++) sum = _mm512_add_ps(sum, r[k]);
+        const __m512 vm = _mm512_div_ps(sum, vc);
+        for (int i = 0; i < 16; i++) {
+            __m512 acc = _mm512_setzero_ps();
+            if (i < nr) {
+                const float *x = inp + (g + i) * C;
+                const __m512 mi = _mm512_permutexvar_ps(_mm512_set1_epi32(i), vm);
+                __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x), mi);
+                acc = _mm512_mul_ps(d, d);
+                for (int c = 1; c < nv; c++) {
+                    d = _mm512_sub_ps(_mm512_loadu_ps(x + 16 * c), mi);
+                    acc = _mm512_fmadd_ps(d, d, acc);
+                }
+            }
+            r[i] = acc;
         }
-        mean[n] = m;
-        rstd[n] = r;
+        tr16x16(r);
+        sum = r[0];
+        for (int k = 1; k < 16; k++) sum = _mm512_add_ps(sum, r[k]);
+        const __m512 var = _mm512_div_ps(sum, vc);
+        const __m512d eps = _mm512_set1_pd(CM_LN_EPS), one = _mm512_set1_pd(1.0);
+        const __m512d vlo = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(var)), eps);
+        const __m512d vhi = _mm512_add_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(var), 1))), eps);
+        const __m256 rlo = _mm512_cvtpd_ps(_mm512_div_pd(one, _mm512_sqrt_pd(vlo)));
+        const __m256 rhi = _mm512_cvtpd_ps(_mm512_div_pd(one, _mm512_sqrt_pd(vhi)));
+        const __m512 vr = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(rlo)),
+                                                              _mm256_castps_pd(rhi), 1));
+        for (int i = 0; i < nr; i++) {
+            const float *x = inp + (g + i) * C;
+            float *o = out + (g + i) * C;
+            const __m512 mi = _mm512_permutexvar_ps(_mm512_set1_epi32(i), vm);
+            const __m512 ri = _mm512_permutexvar_ps(_mm512_set1_epi32(i), vr);
+            for (int c = 0; c < C; c += 16) {
+                const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), mi), ri);
+                _mm512_storeu_ps(o + c, _mm512_fmadd_ps(xh, _mm512_loadu_ps(weight + c), _mm512_loadu_ps(bias + c)));
+            }
+        }
+        const __mmask16 live = (__mmask16)((1u << nr) - 1u);
+        _mm512_mask_storeu_ps(mean + g, live, vm);
+        _mm512_mask_storeu_ps(rstd + g, live, vr);
     }
 }
 #define HAVE_LN_AVX512 1
@@ -322,32 +387,6 @@ __attribute__((target("avx512f,avx512dq"))) static inline __m512 exp512(__m512 x
     /* p * 2^n: n is an integer in [-126, 127] after the clamps, so scalef is exact (the same
      * bits as multiplying by 2^n built from exponent bits, in one instruction) */
     return _mm512_scalef_ps(p, n);
-}
-
-/* 16 x 16 floats transposed in registers: r[i] lane c <- r[c] lane i (unpacks within 128-bit
- * lanes, then 4-float blocks moved across lanes). */
-__attribute__((target("avx512f,avx512dq"), always_inline)) static inline void tr16x16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);       /* a0 b0 a1 b1 per 128-bit lane */
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);   /* a2 b2 a3 b3 */
-    }
-    for (int i = 0; i < 4; i++) {
-        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));       /* a0 b0 c0 d0 */
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));   /* a1 b1 c1 d1 */
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    /* r[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k */
-    for (int k = 0; k < 4; k++) {
-        const __m512 a = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), b = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
-        const __m512 c = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88), d = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
-        t[k] = _mm512_shuffle_f32x4(a, c, 0x88);
-        t[4 + k] = _mm512_shuffle_f32x4(b, d, 0x88);
-        t[8 + k] = _mm512_shuffle_f32x4(a, c, 0xDD);
-        t[12 + k] = _mm512_shuffle_f32x4(b, d, 0xDD);
-    }
-    for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
 /* Scores of NK keys from s0 for the 16 queries of qt[hs][16]: pt[s][16] = scale * sum_j k[s,j]

@@ -1,4 +1,5 @@
-/* test_attention_fast.c: the float attention forward of csrc/nn/transformer.c, alone (no Python):
+/* test_attention_fast.c: the float attention forward and layer norm of csrc/nn/transformer.c,
+ * alone (no Python). Attention:
  * every ISA path (AVX-512's short-sequence kernels: pairs in the lanes for 16-channel heads and
  * up to 32 keys, queries in the lanes otherwise; AVX2 and portable's generic body)
  * against plain double loops, over self- and cross-attention shapes with odd token counts
@@ -6,7 +7,9 @@
  * projection. Also: out is bitwise the same with att NULL (inference) as with att kept; a batch
  * row's result does not depend on the other rows; the same for 1 and N OpenMP threads. And the
  * blocks' inference form (a packed-weight cache open, dropout 0: fused epilogues, no stored
- * probabilities) against their plain form, for encoder and decoder, ReLU and GELU.
+ * probabilities) against their plain form, for encoder and decoder, ReLU and GELU. Layer norm
+ * (rows in groups of 16 on AVX-512) on every ISA path against double loops over odd row counts
+ * and widths, row and thread independence.
  *   test_attention_fast            prints "N passed, M failed, K skipped"; exit 1 on failure
  *   test_attention_fast bench B T S C NH reps   JSON: GFLOP/s of the forward (the two products)
  * Build: cc -std=c11 -O2 -fopenmp -D_GNU_SOURCE test_attention_fast.c ../nn/transformer.c
@@ -108,6 +111,33 @@ static void check_shape(const shape *sh, gemm_isa isa) {
     free(q); free(kv); free(out); free(out2); free(att); free(ro); free(ra);
 }
 
+/* Layer norm on the current ISA path vs double loops; a row alone gives its rows of the batch. */
+static void check_layernorm(int64_t N, int C, gemm_isa isa) {
+    float *x = malloc(sizeof(float) * (size_t)(N * C)), *o = malloc(sizeof(float) * (size_t)(N * C));
+    float *o2 = malloc(sizeof(float) * (size_t)C), *w = malloc(sizeof(float) * (size_t)C), *b = malloc(sizeof(float) * (size_t)C);
+    float *mean = malloc(sizeof(float) * (size_t)N), *rstd = malloc(sizeof(float) * (size_t)N), m1, r1;
+    for (int64_t i = 0; i < N * C; i++) x[i] = 3.0f + 2.0f * urand();
+    for (int c = 0; c < C; c++) { w[c] = 1.0f + 0.5f * urand(); b[c] = 0.5f * urand(); }
+    layernorm_forward(o, mean, rstd, x, w, b, N, C);
+    double eo = 0, em = 0, er = 0;
+    for (int64_t n = 0; n < N; n++) {
+        double m = 0, v = 0;
+        for (int c = 0; c < C; c++) m += x[n * C + c];
+        m /= C;
+        for (int c = 0; c < C; c++) v += (x[n * C + c] - m) * (x[n * C + c] - m);
+        const double r = 1.0 / sqrt(v / C + CM_LN_EPS);
+        em = fmax(em, fabs(mean[n] - m));
+        er = fmax(er, fabs(rstd[n] - r) / r);
+        for (int c = 0; c < C; c++) eo = fmax(eo, fabs(o[n * C + c] - ((x[n * C + c] - m) * r * w[c] + b[c])));
+    }
+    CHECK(eo < 5e-5 && em < 5e-6 && er < 5e-6, "%s layernorm N%lld C%d: |out| %.2e |mean| %.2e rel |rstd| %.2e",
+          gemm_isa_name(isa), (long long)N, C, eo, em, er);
+    layernorm_forward(o2, &m1, &r1, x + (N - 1) * C, w, b, 1, C);
+    CHECK(memcmp(o2, o + (N - 1) * C, sizeof(float) * (size_t)C) == 0 && m1 == mean[N - 1] && r1 == rstd[N - 1],
+          "%s layernorm N%lld C%d: a row's result depends on the batch", gemm_isa_name(isa), (long long)N, C);
+    free(x); free(o); free(o2); free(w); free(b); free(mean); free(rstd);
+}
+
 /* One block, plain form (no cache: ops.c's Linear) vs inference form (fp32 packed-weight cache):
  * the same function to float rounding; and the inference form of the last row alone equals its
  * rows of the batch bit for bit. */
@@ -192,6 +222,8 @@ int main(int argc, char **argv) {
             continue;
         }
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_shape(&shapes[i], isas[s]);
+        const int ln[][2] = {{37, 64}, {16, 16}, {5, 48}, {300, 80}, {33, 256}, {1, 64}, {7, 24}};
+        for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++) check_layernorm(ln[i][0], ln[i][1], isas[s]);
     }
     gemm_set_isa(GEMM_ISA_AUTO);
     for (int d = 0; d < 2; d++) {
