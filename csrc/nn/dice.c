@@ -677,10 +677,15 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
     x = m->in_x; ea = m->in_ea; src = isrc; dst = idst; edge_graph = ieg; node_graph = ing;
     m->x = x; m->eain = ea; m->src = src; m->dst = dst; m->node_graph = node_graph; m->edge_graph = edge_graph;
     m->trained_forward = training;
-    scatter_csr(m->dst_ptr, m->dst_edges, dst, E, N);
-    scatter_csr(m->src_ptr, m->src_edges, src, E, N);
-    scatter_csr(m->ng_ptr, m->ng_rows, node_graph, N, G);
-    scatter_csr(m->eg_ptr, m->eg_rows, edge_graph, E, G);
+    /* the four groupings are independent: shared between threads (serial, each is a pass of
+     * random writes over the edges) */
+#pragma omp parallel for schedule(dynamic, 1) if (N + E >= 4096)
+    for (int k = 0; k < 4; k++) {
+        if (k == 0) scatter_csr(m->dst_ptr, m->dst_edges, dst, E, N);
+        else if (k == 1) scatter_csr(m->src_ptr, m->src_edges, src, E, N);
+        else if (k == 2) scatter_csr(m->eg_ptr, m->eg_rows, edge_graph, E, G);
+        else scatter_csr(m->ng_ptr, m->ng_rows, node_graph, N, G);
+    }
     encoder_forward(m, &m->enc_n, &m->bn[0], m->t.enc_node, x, N, c->node_in, H, m->enc_n.out, training, 1);
     const int plain = c->conv != GNN_DICE;
     if (!plain) encoder_forward(m, &m->enc_e, &m->bn[1], m->t.enc_edge, ea, E, c->edge_in, H, m->enc_e.out, training, 1);

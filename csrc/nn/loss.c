@@ -5,9 +5,10 @@
 #include <math.h>
 #include <string.h>
 
-/* no OpenMP team below this many multiply-adds of the similarity matrix (G x G x D): a small
- * batch's loss takes microseconds, less than waking a team (results do not depend on it) */
-#define LOSS_PARALLEL_MIN (1 << 20)
+/* no OpenMP team below this many multiply-adds of the similarity matrix (G x G x D): its loops
+ * (and their G x G exps) then take less than a team costs to wake; the small benchmark batch
+ * (64 x 64 x 32) still splits its ~0.1 ms between threads. Results do not depend on it. */
+#define LOSS_PARALLEL_MIN (1 << 16)
 
 /* sim[i, k] = u_i . u_k for rows i of [i0, i1), each in double in 8 interleaved sums added in
  * a fixed order (one running sum would be a chain of dependent adds, 4 cycles each: the loss's
@@ -41,7 +42,7 @@ CM_DISPATCH(du_rows, du_rows_body, (real *du, const real *ds, const real *u, int
             (du, ds, u, a0, a1, G, D))
 
 void l2norm_forward(real *u, real *norm, const real *y, int64_t G, int D) {
-#pragma omp parallel for schedule(static) if (G * D >= LOSS_PARALLEL_MIN / 64)
+#pragma omp parallel for schedule(static) if (G * D >= 32768)
     for (int64_t g = 0; g < G; g++) {
         double s = 0;
         for (int d = 0; d < D; d++) s += (double)y[g * D + d] * y[g * D + d];
@@ -54,7 +55,7 @@ void l2norm_forward(real *u, real *norm, const real *y, int64_t G, int D) {
 
 void l2norm_backward(real *dy, const real *du, const real *u, const real *norm, int64_t G, int D) {
     /* dy = (du - u (u . du)) / |y| */
-#pragma omp parallel for schedule(static) if (G * D >= LOSS_PARALLEL_MIN / 64)
+#pragma omp parallel for schedule(static) if (G * D >= 32768)
     for (int64_t g = 0; g < G; g++) {
         double dot = 0;
         for (int d = 0; d < D; d++) dot += (double)u[g * D + d] * du[g * D + d];
