@@ -3,7 +3,10 @@
  * kept to few passes over [rows, H] arrays: the message h[src] * e is summed into z without a
  * message buffer, GELU + dropout run fused and keep their derivative for backward, fresh
  * gradient buffers are written rather than zeroed and accumulated, and the node and edge
- * encoders run on the distinct input rows (one-hot types) when rows repeat. */
+ * encoders run on the distinct input rows (one-hot types) when rows repeat. The readout is
+ * folded into the last layer (its second Linears run on the pooled graph rows: see
+ * cm_dice_forward). At small widths (hidden <= 64), where an OpenMP team per op costs more than
+ * the op, each layer runs in row blocks in a few regions ("blocked layers" below). */
 #include "dice.h"
 #include "gemm.h"
 #include "gnn.h"
