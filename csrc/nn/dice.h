@@ -62,8 +62,10 @@ cm_status cm_dice_forward(cm_dice *m, real *y, const real *x, const real *ea, co
 /* Backward of the last training forward: accumulates into the gradient block. */
 cm_status cm_dice_backward(cm_dice *m, const real *dy, cm_error *err);
 void cm_dice_zero_grad(cm_dice *m);
-/* The node and edge encoders run on the distinct input rows when rows repeat (one-hot types;
- * on by default): same values, far less work. Off computes row by row (for tests). */
+/* Two exact shortcuts, on by default: the node and edge encoders run on the distinct input rows
+ * when rows repeat (one-hot types), and the readout is folded into the last layer (its second
+ * Linears run on the pooled graph rows). Same values to rounding, far less work. Off computes
+ * row by row, as a plain implementation would (for tests and the benchmark's same-work run). */
 void cm_dice_set_grouping(cm_dice *m, int on);
 void cm_dice_adamw(cm_dice *m, real lr, real beta1, real beta2, real eps, real weight_decay);
 
