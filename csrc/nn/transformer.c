@@ -371,8 +371,8 @@ CM_DISPATCH(attention_bh_generic, attention_bh_body,
 #define ATT_G 4        /* heads of a batch row run together, phase by phase */
 #define ATT_PAIRS_SMAX 32   /* keys handled by the pairs-in-lanes path (heads of 16 channels) */
 __attribute__((target("avx512f,avx512dq"))) static inline __m512 exp512(__m512 x) {
+    /* callers pass x = score - max <= 0 (or lanes they mask away): no upper clamp needed */
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -604,10 +604,16 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
     __m512 kt[ATT_PAIRS_SMAX * 16], vt[ATT_PAIRS_SMAX * 16], sc[ATT_PAIRS_SMAX];
     for (int s = 0; s < S; s++) {
         __m512 r[16], u[16];
-        for (int l = 0; l < 16; l++) {
-            r[l] = l < np ? _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
-            u[l] = l < np ? _mm512_loadu_ps(vb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
-        }
+        if (np == 16)
+            for (int l = 0; l < 16; l++) {
+                r[l] = _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv);
+                u[l] = _mm512_loadu_ps(vb[l] + (int64_t)s * ldkv);
+            }
+        else
+            for (int l = 0; l < 16; l++) {
+                r[l] = l < np ? _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
+                u[l] = l < np ? _mm512_loadu_ps(vb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
+            }
         tr16x16(r);
         tr16x16(u);
         for (int j = 0; j < 16; j++) { kt[s * 16 + j] = r[j]; vt[s * 16 + j] = u[j]; }
@@ -615,7 +621,10 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
     const __m512 vscale = _mm512_set1_ps(scale);
     for (int t = 0; t < T; t++) {
         __m512 qv[16];
-        for (int l = 0; l < 16; l++) qv[l] = l < np ? _mm512_loadu_ps(qb[l] + (int64_t)t * ldq) : _mm512_setzero_ps();
+        if (np == 16)
+            for (int l = 0; l < 16; l++) qv[l] = _mm512_loadu_ps(qb[l] + (int64_t)t * ldq);
+        else
+            for (int l = 0; l < 16; l++) qv[l] = l < np ? _mm512_loadu_ps(qb[l] + (int64_t)t * ldq) : _mm512_setzero_ps();
         tr16x16(qv);
         __m512 mx = _mm512_set1_ps(-INFINITY);
         int s = 0;
@@ -653,7 +662,10 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
             for (int j = 0; j < 16; j++) o[j] = _mm512_fmadd_ps(sc[s], vt[s * 16 + j], o[j]);
         for (int j = 0; j < 16; j++) o[j] = _mm512_mul_ps(o[j], inv);
         tr16x16(o);
-        for (int l = 0; l < np; l++) _mm512_storeu_ps(ob[l] + (int64_t)t * C, o[l]);
+        if (np == 16)
+            for (int l = 0; l < 16; l++) _mm512_storeu_ps(ob[l] + (int64_t)t * C, o[l]);
+        else
+            for (int l = 0; l < np; l++) _mm512_storeu_ps(ob[l] + (int64_t)t * C, o[l]);
         if (att) {   /* the probabilities for backward */
             float pr[16] __attribute__((aligned(64)));
             for (s = 0; s < S; s++) {
