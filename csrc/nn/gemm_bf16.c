@@ -170,32 +170,44 @@ BF16_TARGET static void convert_rows(uint32_t *a, int64_t lda, const float *inp,
     }
 }
 
-/* C[rows, ncols] (+ bias) of one panel: R rows, NV column vectors (constants after inlining). */
-#define KERNEL_BODY(R, NV)                                                                                      \
-    do {                                                                                                        \
-        __m512 acc[R][NV];                                                                                      \
-        for (int r = 0; r < R; r++)                                                                             \
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                       \
-        for (int64_t q = 0; q < kp; q++) {                                                                      \
-            const uint16_t *bq = b + q * PANEL * 2;                                                             \
-            __m512bh bv[NV];                                                                                    \
-            for (int v = 0; v < NV; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(bq + v * 32));     \
-            for (int r = 0; r < R; r++) {                                                                       \
-                const __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r * lda + q]);                           \
-                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);                \
-            }                                                                                                   \
-        }                                                                                                       \
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                                 \
-            const int col = v * 16, n = ncols - col < 16 ? ncols - col : 16;                                    \
-            const __mmask16 mk = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);                              \
-            const __m512 bb = bias ? _mm512_maskz_loadu_ps(mk, bias + col) : _mm512_setzero_ps();               \
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                              \
-                __m512 o = _mm512_add_ps(acc[r][v], bb);                                                        \
-                if (relu) o = _mm512_max_ps(o, _mm512_setzero_ps());                                            \
-                if (res) o = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, res + r * ldc + col), o);                  \
-                _mm512_mask_storeu_ps(c + r * ldc + col, mk, o);                                                \
-            }                                                                                                   \
-        }                                                                                                       \
+#define F32_RV(X) X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) X(2, 0) X(2, 1) X(2, 2) X(2, 3) \
+    X(3, 0) X(3, 1) X(3, 2) X(3, 3) X(4, 0) X(4, 1) X(4, 2) X(4, 3) X(5, 0) X(5, 1) X(5, 2) X(5, 3)
+#define F32_DECL(r, v) __m512 acc_##r##_##v = _mm512_setzero_ps();
+#define F32_FMA(r, v) \
+    if (r < KR && v < KNV) acc_##r##_##v = _mm512_fmadd_ps(_mm512_set1_ps(a[r * K + k]), bv##v, acc_##r##_##v);
+#define F32_LOADB(v) const __m512 bv##v = v < KNV ? _mm512_loadu_ps(bk + v * 16) : _mm512_setzero_ps();
+#define F32_MASK(v) \
+    const int n##v = ncols - v * 16 < 16 ? ncols - v * 16 : 16; \
+    const __mmask16 mk##v = (__mmask16)(n##v >= 16 ? 0xFFFFu : n##v > 0 ? (1u << n##v) - 1u : 0u); \
+    const __m512 bb##v = bias && v < KNV ? _mm512_maskz_loadu_ps(mk##v, bias + v * 16) : _mm512_setzero_ps();
+#define F32_STORE(r, v) \
+    if (r < KR && v < KNV) { \
+        __m512 o = _mm512_add_ps(acc_##r##_##v, bb##v); \
+        if (relu) o = _mm512_max_ps(o, _mm512_setzero_ps()); \
+        if (res) o = _mm512_add_ps(_mm512_maskz_loadu_ps(mk##v, res + r * ldc + v * 16), o); \
+        _mm512_mask_storeu_ps(c + r * ldc + v * 16, mk##v, o); \
+    }
+#define F32_PREF(r, v) \
+    if (r < KR && v < KNV) _mm_prefetch((const char *)(res + r * ldc + v * 16), _MM_HINT_T0);
+/* C[rows, ncols] (+ bias) of one panel: R rows, NV column vectors (constants after inlining).
+ * Named accumulators as in the fp32 kernel below (F32_RV: an array stayed in memory). */
+#define BF_FMA(r, v) \
+    if (r < KR && v < KNV) \
+        acc_##r##_##v = _mm512_dpbf16_ps(acc_##r##_##v, (__m512bh)_mm512_set1_epi32((int)a[r * lda + q]), bv##v);
+#define BF_LOADB(v) \
+    const __m512bh bv##v = (__m512bh)(v < KNV ? _mm512_loadu_si512((const void *)(bq + v * 32)) : _mm512_setzero_si512());
+#define KERNEL_BODY(R, NV) \
+    do { \
+        enum { KR = (R), KNV = (NV) }; \
+        if (res) { F32_RV(F32_PREF) } \
+        F32_RV(F32_DECL) \
+        for (int64_t q = 0; q < kp; q++) { \
+            const uint16_t *bq = b + q * PANEL * 2; \
+            BF_LOADB(0) BF_LOADB(1) BF_LOADB(2) BF_LOADB(3) \
+            F32_RV(BF_FMA) \
+        } \
+        F32_MASK(0) F32_MASK(1) F32_MASK(2) F32_MASK(3) \
+        F32_RV(F32_STORE) \
     } while (0)
 
 #define KFN(R, NV)                                                                                              \
@@ -232,25 +244,6 @@ BF16_TARGET static void row_block(float *out, const float *inp, const gemm_bf16_
  * constant condition on R and NV: GCC then keeps them all in registers through the epilogue (an
  * array was kept in memory too, zeroed, spilled and reloaded at every call, ~10% of a K = 64
  * panel). */
-#define F32_RV(X) X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) X(2, 0) X(2, 1) X(2, 2) X(2, 3) \
-    X(3, 0) X(3, 1) X(3, 2) X(3, 3) X(4, 0) X(4, 1) X(4, 2) X(4, 3) X(5, 0) X(5, 1) X(5, 2) X(5, 3)
-#define F32_DECL(r, v) __m512 acc_##r##_##v = _mm512_setzero_ps();
-#define F32_FMA(r, v) \
-    if (r < KR && v < KNV) acc_##r##_##v = _mm512_fmadd_ps(_mm512_set1_ps(a[r * K + k]), bv##v, acc_##r##_##v);
-#define F32_LOADB(v) const __m512 bv##v = v < KNV ? _mm512_loadu_ps(bk + v * 16) : _mm512_setzero_ps();
-#define F32_MASK(v) \
-    const int n##v = ncols - v * 16 < 16 ? ncols - v * 16 : 16; \
-    const __mmask16 mk##v = (__mmask16)(n##v >= 16 ? 0xFFFFu : n##v > 0 ? (1u << n##v) - 1u : 0u); \
-    const __m512 bb##v = bias && v < KNV ? _mm512_maskz_loadu_ps(mk##v, bias + v * 16) : _mm512_setzero_ps();
-#define F32_STORE(r, v) \
-    if (r < KR && v < KNV) { \
-        __m512 o = _mm512_add_ps(acc_##r##_##v, bb##v); \
-        if (relu) o = _mm512_max_ps(o, _mm512_setzero_ps()); \
-        if (res) o = _mm512_add_ps(_mm512_maskz_loadu_ps(mk##v, res + r * ldc + v * 16), o); \
-        _mm512_mask_storeu_ps(c + r * ldc + v * 16, mk##v, o); \
-    }
-#define F32_PREF(r, v) \
-    if (r < KR && v < KNV) _mm_prefetch((const char *)(res + r * ldc + v * 16), _MM_HINT_T0);
 #define KERNEL_F32_BODY(R, NV) \
     do { \
         enum { KR = (R), KNV = (NV) }; \
