@@ -24,9 +24,7 @@ their ranges, performances standardised, expanded to degree 2 and standardised a
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import multiprocessing
 import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -36,8 +34,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _core
-from .diffusion import (DiffusionSizer, MinMaxScale, PolynomialExpansion, RelaxSpecs, SizerConfig, Standardize,
-                        _as_matrix, parse_directions)
+from ..spice.pool import SimulationPool
+from .diffusion import (DiffusionSizer, MinMaxScale, PolynomialExpansion, SizerConfig, Standardize, _as_matrix,
+                        parse_directions)
 
 __all__ = ["MLPSizerConfig", "DiffusionMLPSizer", "ANNConfig", "InverseANNSizer", "EvolutionarySizer",
            "EvolutionResult", "spec_violation"]
@@ -757,7 +756,7 @@ class EvolutionarySizer:
         pool = None
         if self.workers != 0:
             n = self.workers or os.cpu_count() or 1
-            pool = cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+            pool = SimulationPool(n)   # warm workers for every generation
         bar = _progress(self.progress, self.max_generations + 1, f"DE {self.testbench.name}", "gen")
         t0 = time.perf_counter()
 
@@ -805,7 +804,7 @@ class EvolutionarySizer:
             if bar is not None:
                 bar.close()
             if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+                pool.close()
         wall = time.perf_counter() - t0
         X = np.concatenate(xs) if xs else np.zeros((0, D))
         Y = np.concatenate(ys) if ys else np.zeros((0, self.n_metrics))

@@ -24,9 +24,7 @@ result has ``fit(X, Y, ranges=, directions=, progress=)`` and ``sample(target, n
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
-import multiprocessing
 import os
 import platform
 import sys
@@ -37,6 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..spice.pool import SimulationPool
 from .baselines import DiffusionMLPSizer, EvolutionarySizer, InverseANNSizer, spec_violation
 from .diffusion import DiffusionSizer, parse_directions
 
@@ -456,7 +455,7 @@ def _timed_sample(sizer, target, n: int, repeats: int, kwargs) -> Tuple[np.ndarr
 
 def _pool(workers: Optional[int]):
     n = workers or os.cpu_count() or 1
-    return cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+    return SimulationPool(n)
 
 
 def report(testbenches: Sequence[str] = DEFAULT_TESTBENCHES, methods: Optional[Sequence[Method]] = None,
@@ -555,7 +554,7 @@ def report(testbenches: Sequence[str] = DEFAULT_TESTBENCHES, methods: Optional[S
             rep.tradeoff = _tradeoff(rep, pool, tradeoff, n_samples, seed, workers, progress, say, cache_dir,
                                      n_designs)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.close()
     return rep
 
 
