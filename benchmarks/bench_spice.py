@@ -157,11 +157,16 @@ def read_raw(data: bytes):
     return plots
 
 
-def bench_subprocess(netlist_text, n, streams=1):
-    """``streams`` concurrent loops, each running one ngspice process per point."""
+def bench_subprocess(netlist_text, n, streams=1, tuned=False):
+    """``streams`` concurrent loops, each running one ngspice process per point. ``tuned``:
+    with OMP_WAIT_POLICY=passive. ngspice starts 2 OpenMP threads whatever OMP_NUM_THREADS
+    says (its own num_threads variable), and libgomp's default spin-waiting costs each short
+    run ~15 ms here (and two concurrent streams ~1 s each); wrappers run ngspice in the
+    default environment, so both are measured."""
     exe = shutil.which("ngspice")
     if exe is None:
         return None
+    env = dict(os.environ, OMP_WAIT_POLICY="passive") if tuned else None
 
     def loop(k, tmp):
         path, raw = Path(tmp) / f"point{k}.sp", Path(tmp) / f"point{k}.raw"
@@ -169,7 +174,7 @@ def bench_subprocess(netlist_text, n, streams=1):
             # one netlist file and one process per point, results read back from a raw file,
             # as subprocess-based wrappers do
             path.write_text(netlist_text)
-            r = subprocess.run([exe, "-b", "-r", str(raw), str(path)], capture_output=True, text=True)
+            r = subprocess.run([exe, "-b", "-r", str(raw), str(path)], capture_output=True, text=True, env=env)
             if r.returncode != 0 or raw.stat().st_size == 0:
                 raise RuntimeError("ngspice subprocess failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
             plots = read_raw(raw.read_bytes())
@@ -209,8 +214,10 @@ def main():
     lhs1 = bench_circml_lhs(tb, args.points, 1)
     lhs2 = bench_circml_lhs(tb, 2 * args.points, 2)
     memory = bench_memory(tb, args.memory_points) if args.memory_points else None
-    sub = bench_subprocess(netlist, args.subprocess_points)
+    sub = bench_subprocess(netlist, args.subprocess_points)                      # as wrappers run it
     sub2 = bench_subprocess(netlist, args.subprocess_points, streams=2)
+    sub_t = bench_subprocess(netlist, 4 * args.subprocess_points, tuned=True)     # no OpenMP spinning
+    sub2_t = bench_subprocess(netlist, 4 * args.subprocess_points, streams=2, tuned=True)
     r1, r2 = statistics.median(r for r, _ in w1), statistics.median(r for r, _ in w2)
     c_best = max(c_default, c_one)
     results.update({
@@ -223,11 +230,15 @@ def main():
         "circml_lhs_2_workers_end_to_end_per_s": lhs2[0],
         "subprocess_per_s": sub,
         "subprocess_2_streams_per_s": sub2,
+        "subprocess_tuned_per_s": sub_t,
+        "subprocess_tuned_2_streams_per_s": sub2_t,
         "circml_1_worker_vs_best_c_loop": r1 / c_best,
         "circml_1_worker_vs_default_c_loop": r1 / c_default,
         "speedup_2_workers": r2 / r1,
         "circml_1_worker_vs_subprocess": (r1 / sub) if sub else None,
         "circml_2_workers_vs_2_subprocess_streams": (r2 / sub2) if sub2 else None,
+        "circml_1_worker_vs_tuned_subprocess": (r1 / sub_t) if sub_t else None,
+        "circml_2_workers_vs_2_tuned_subprocess_streams": (r2 / sub2_t) if sub2_t else None,
         "ok_points": [ok for _, ok in w1 + w2] + [lhs1[1], lhs2[1]],
         "memory": memory,
     })
@@ -236,13 +247,17 @@ def main():
             ("circml.spice.sweep, 1 worker (steady)", r1), ("circml.spice.sweep, 2 workers (steady)", r2),
             ("circml.spice.sweep LHS, 1 worker, end to end", lhs1[0]),
             ("circml.spice.sweep LHS, 2 workers, end to end", lhs2[0]),
-            ("ngspice subprocess per point", sub), ("ngspice subprocess per point, 2 streams", sub2)]
+            ("ngspice subprocess per point", sub), ("ngspice subprocess per point, 2 streams", sub2),
+            ("  same, OMP_WAIT_POLICY=passive", sub_t), ("  same, 2 streams, OMP_WAIT_POLICY=passive", sub2_t)]
     print(f"{tb.name}: {' + '.join(a.split()[0] for a in tb.analyses)}, {args.points} points, {os.cpu_count()} CPUs")
     for name, rate in rows:
         print(f"  {name:48s} {rate:8.1f} sim/s" if rate else f"  {name:48s}      n/a")
     print(f"  1 worker / best plain C loop: {r1 / c_best:.2f} (/ default-threads C loop: {r1 / c_default:.2f})   "
           f"2 workers / 1 worker: {r2 / r1:.2f}   1 worker / subprocess: {(r1 / sub) if sub else float('nan'):.1f}x   "
           f"2 workers / 2 subprocess streams: {(r2 / sub2) if sub2 else float('nan'):.1f}x")
+    if sub_t:
+        print(f"  against the tuned subprocess (OMP_WAIT_POLICY=passive): 1 worker {r1 / sub_t:.1f}x, "
+              f"2 workers / 2 streams {r2 / sub2_t:.1f}x")
     if memory:
         print(f"  memory over {memory['simulations']} consecutive simulations ({memory['ok']} measured): "
               f"RSS {memory['rss_mb'][0][1]:.1f} -> {memory['rss_mb'][-1][1]:.1f} MB, "
