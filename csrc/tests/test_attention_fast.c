@@ -26,20 +26,7 @@
 #include "../nn/gemm_bf16.h"
 #include "../nn/transformer.h"
 
-static int passed, failed, skipped;
-#define CHECK(cond, ...)                                                                                      \
-    do {                                                                                                      \
-        if (cond) passed++;                                                                                   \
-        else { failed++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); }    \
-    } while (0)
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static float urand(void) {   /* uniform in [-1, 1) */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-}
+#include "check.h"
 
 /* The definition in double: out[b,t,h] = softmax(q.k / sqrt(hs)) v. */
 static void attention_double(double *out, double *att, const float *q, const float *k, const float *v, int B, int T,
@@ -77,8 +64,8 @@ static void check_shape(const shape *sh, gemm_isa isa) {
     const int64_t nq = (int64_t)B * T * ldq, nkv = sh->self ? 0 : (int64_t)B * S * ldkv, no = (int64_t)B * T * C,
                   na = (int64_t)B * NH * T * S;
     float *q = malloc(sizeof(float) * (size_t)nq), *kv = nkv ? malloc(sizeof(float) * (size_t)nkv) : NULL;
-    for (int64_t i = 0; i < nq; i++) q[i] = 2.5f * urand();
-    for (int64_t i = 0; i < nkv; i++) kv[i] = 2.5f * urand();
+    for (int64_t i = 0; i < nq; i++) q[i] = 2.5f * urand_pm1f();
+    for (int64_t i = 0; i < nkv; i++) kv[i] = 2.5f * urand_pm1f();
     const float *k = sh->self ? q + C : kv, *v = sh->self ? q + 2 * C : kv + C;
     float *out = malloc(sizeof(float) * (size_t)no), *out2 = malloc(sizeof(float) * (size_t)no);
     float *att = malloc(sizeof(float) * (size_t)na);
@@ -116,8 +103,8 @@ static void check_layernorm(int64_t N, int C, gemm_isa isa) {
     float *x = malloc(sizeof(float) * (size_t)(N * C)), *o = malloc(sizeof(float) * (size_t)(N * C));
     float *o2 = malloc(sizeof(float) * (size_t)C), *w = malloc(sizeof(float) * (size_t)C), *b = malloc(sizeof(float) * (size_t)C);
     float *mean = malloc(sizeof(float) * (size_t)N), *rstd = malloc(sizeof(float) * (size_t)N), m1, r1;
-    for (int64_t i = 0; i < N * C; i++) x[i] = 3.0f + 2.0f * urand();
-    for (int c = 0; c < C; c++) { w[c] = 1.0f + 0.5f * urand(); b[c] = 0.5f * urand(); }
+    for (int64_t i = 0; i < N * C; i++) x[i] = 3.0f + 2.0f * urand_pm1f();
+    for (int c = 0; c < C; c++) { w[c] = 1.0f + 0.5f * urand_pm1f(); b[c] = 0.5f * urand_pm1f(); }
     layernorm_forward(o, mean, rstd, x, w, b, N, C);
     double eo = 0, em = 0, er = 0;
     for (int64_t n = 0; n < N; n++) {
@@ -153,13 +140,13 @@ static void check_block_forms(int decoder, cm_activation act) {
     tblock_params_init(&p, ps, C, F, 11 + (uint64_t)decoder);
     for (int i = 0; i < TBP_N; i++)   /* non-trivial norms and biases */
         if (p.t[i] && (i == TBP_LN1_B || i == TBP_LN2_B || i == TBP_ATTN_BQKV || i == TBP_ATTN_BO || i == TBP_LNX_W))
-            for (int64_t k = 0; k < ps[i]; k++) p.t[i][k] += 0.3f * urand();
+            for (int64_t k = 0; k < ps[i]; k++) p.t[i][k] += 0.3f * urand_pm1f();
     tblock_acts_carve(&a, am, mask, as);
     const int64_t n = (int64_t)B * T * C, nm = (int64_t)B * S * C;
     real *x = malloc(sizeof(real) * (size_t)n), *mem = malloc(sizeof(real) * (size_t)nm);
     real *o1 = malloc(sizeof(real) * (size_t)n), *o2 = malloc(sizeof(real) * (size_t)n), *o3 = malloc(sizeof(real) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) x[i] = 1.5f * urand();
-    for (int64_t i = 0; i < nm; i++) mem[i] = 1.5f * urand();
+    for (int64_t i = 0; i < n; i++) x[i] = 1.5f * urand_pm1f();
+    for (int64_t i = 0; i < nm; i++) mem[i] = 1.5f * urand_pm1f();
     const int64_t row = (int64_t)T * C, b = B - 1;
     if (decoder) decoder_block_forward(o1, &a, x, mem, &p, B, T, S, C, NH, F, act, 0, 1);
     else encoder_block_forward(o1, &a, x, &p, B, T, C, NH, F, act, 0, 1);
@@ -193,7 +180,7 @@ static int bench(int argc, char **argv) {
               reps = atoi(argv[7]);
     const int ldq = 3 * C;
     float *q = malloc(sizeof(float) * (size_t)B * (size_t)(T > S ? T : S) * ldq), *out = malloc(sizeof(float) * (size_t)B * T * C);
-    for (int64_t i = 0; i < (int64_t)B * (T > S ? T : S) * ldq; i++) q[i] = urand();
+    for (int64_t i = 0; i < (int64_t)B * (T > S ? T : S) * ldq; i++) q[i] = urand_pm1f();
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         const double t0 = now();

@@ -13,21 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check.h"
 
-static int passed = 0, failed = 0;
-static uint64_t rs = 88172645463325252ull;
-static double urand(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (double)(rs >> 11) / 9007199254740992.0; }
 static void fill(real *a, int64_t n) { for (int64_t i = 0; i < n; i++) a[i] = 2 * urand() - 1; }
 static real *vec(int64_t n) { real *a = calloc((size_t)(n ? n : 1), sizeof(real)); fill(a, n); return a; }
 static real *zeros(int64_t n) { return calloc((size_t)(n ? n : 1), sizeof(real)); }
 static double dot(const real *a, const real *b, int64_t n) { double s = 0; for (int64_t i = 0; i < n; i++) s += a[i] * b[i]; return s; }
 
 static void check(const char *what, double analytic, double numeric, double tol) {
-    double err = fabs(analytic - numeric) / fmax(1.0, fmax(fabs(analytic), fabs(numeric)));
-    if (err > tol) {
-        failed++;
-        if (failed < 60) printf("FAIL %s: analytic %.10g numeric %.10g (err %.2e)\n", what, analytic, numeric, err);
-    } else passed++;
+    check_close(what, analytic, numeric, tol);
 }
 
 typedef double (*loss_fn)(void *ctx);
@@ -394,6 +388,7 @@ static void dump(void) {
 }
 
 int main(int argc, char **argv) {
+    rng_state = 88172645463325252ull;   /* the inputs this test was written with */
     if (argc > 1 && !strcmp(argv[1], "dump")) { dump(); return 0; }
     test_layernorm();
     test_relu();
