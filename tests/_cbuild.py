@@ -5,6 +5,7 @@ else plain: the program's own checks run either way, the sanitizers when they ca
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,21 @@ def exe_fixture(name, sources, flags=()):
         assert built is not None, f"could not compile {sources[0]}"
         return built
     return exe
+
+
+def outputs_per_thread_count(tmp_path, script: str, threads=("1", "2", "3")):
+    """Run ``script`` (Python source that saves one array with np.save to ``sys.argv[1]``) in a
+    fresh interpreter per OpenMP thread count; the arrays, in ``threads`` order. Checks that a
+    result has the same bits for any thread count need a process each: libgomp reads
+    OMP_NUM_THREADS once."""
+    import numpy as np
+    path = tmp_path / "per_threads.py"
+    path.write_text(script)
+    outs = []
+    for t in threads:
+        out = tmp_path / f"out{t}.npy"
+        env = dict(os.environ, OMP_NUM_THREADS=t)
+        r = subprocess.run([sys.executable, str(path), str(out)], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        outs.append(np.load(out))
+    return outs

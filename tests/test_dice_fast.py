@@ -14,11 +14,10 @@ from __future__ import annotations
 import ctypes
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-from _cbuild import exe_fixture
+from _cbuild import exe_fixture, outputs_per_thread_count
 
 from circml import _core
 
@@ -119,15 +118,7 @@ np.save(sys.argv[1], np.concatenate(out))
 
 
 def test_small_step_same_bits_for_any_thread_count(tmp_path):
-    script = tmp_path / "step.py"
-    script.write_text(_STEP)
-    outs = []
-    for t in ("1", "2", "3"):
-        out = tmp_path / f"step{t}.npy"
-        env = dict(os.environ, OMP_NUM_THREADS=t)
-        r = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, env=env, timeout=300)
-        assert r.returncode == 0, r.stderr[-3000:]
-        outs.append(np.load(out))
+    outs = outputs_per_thread_count(tmp_path, _STEP)
     assert np.isfinite(outs[0]).all()
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
 

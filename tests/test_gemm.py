@@ -14,10 +14,10 @@ with 1 and 2 OpenMP threads.
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cbuild import outputs_per_thread_count
 
 ROOT = Path(__file__).resolve().parent.parent
 CC = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
@@ -75,13 +75,5 @@ def test_dice_training_step_same_bits_for_any_thread_count(tmp_path):
     same bits with 1, 2 and 3 OpenMP threads: every sum has a fixed order."""
     import numpy as np
 
-    script = tmp_path / "step.py"
-    script.write_text(_STEP)
-    outs = []
-    for t in ("1", "2", "3"):
-        out = tmp_path / f"step{t}.npy"
-        env = dict(os.environ, OMP_NUM_THREADS=t)
-        r = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, env=env, timeout=300)
-        assert r.returncode == 0, r.stderr[-3000:]
-        outs.append(np.load(out))
+    outs = outputs_per_thread_count(tmp_path, _STEP)
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
