@@ -19,14 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "check.h"
+#include "grad_check.h"
 
 static int picks_max = 16;   /* entries checked per larger tensor; `quick`: 4 */
-static void fill(real *a, int64_t n) { for (int64_t i = 0; i < n; i++) a[i] = 2 * urand() - 1; }
 
-static void check(const char *what, double analytic, double numeric, double tol) {
-    check_close(what, analytic, numeric, tol);
-}
 
 static cm_diffusion_config small_config(cm_activation act, float dropout) {
     cm_diffusion_config c = {0};
@@ -115,8 +111,8 @@ static void test_gradients(cm_activation act, float dropout, int chunk_rows) {
     uint8_t drop[4] = {0, 1, 0, 1};
     c.t = t; c.drop = drop;
     const double l0 = eval_loss(&c);
-    check("loss is finite and positive", isfinite(l0) && l0 > 0, 1, 0);
-    check("the loss by forward alone agrees", forward_loss(&c), l0, 1e-13);
+    check_close("loss is finite and positive", isfinite(l0) && l0 > 0, 1, 0);
+    check_close("the loss by forward alone agrees", forward_loss(&c), l0, 1e-13);
     if (dropout == 0) {
         /* chunks of 1 row, of 3 and the whole batch give the same loss and gradients (up to the
          * order of the sums) */
@@ -127,8 +123,8 @@ static void test_gradients(cm_activation act, float dropout, int chunk_rows) {
             cm_diffusion_set_chunk_rows(m, r);
             double lr = eval_loss(&c), worst = 0;
             for (int64_t i = 0; i < np; i++) worst = fmax(worst, fabs(cm_diffusion_grads(m)[i] - g0[i]));
-            check(r == 1 ? "chunks of 1 row: same loss" : "one chunk: same loss", lr, l0, 1e-14);
-            check(r == 1 ? "chunks of 1 row: same gradients" : "one chunk: same gradients", worst, 0, 1e-13);
+            check_close(r == 1 ? "chunks of 1 row: same loss" : "one chunk: same loss", lr, l0, 1e-14);
+            check_close(r == 1 ? "chunks of 1 row: same gradients" : "one chunk: same gradients", worst, 0, 1e-13);
         }
         cm_diffusion_set_chunk_rows(m, chunk_rows);
         eval_loss(&c);
@@ -141,7 +137,7 @@ static void test_gradients(cm_activation act, float dropout, int chunk_rows) {
     eval_loss(&c);
     double worst = 0;
     for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs(cm_diffusion_grads(m)[i] - g[i]));
-    check("cm_diffusion_loss zeroes before it accumulates", worst, 0, 0);
+    check_close("cm_diffusion_loss zeroes before it accumulates", worst, 0, 0);
     const char *name;
     int nd;
     int64_t dims[2], off = 0, size;
@@ -161,13 +157,13 @@ static void test_gradients(cm_activation act, float dropout, int chunk_rows) {
             p[j] = old;
             snprintf(what, sizeof what, "%s(p=%.1f, chunks of %d) d%s[%lld]", kind, (double)dropout, chunk_rows, name,
                      (long long)k);
-            check(what, g[j], (lp - lm) / 2e-6, 2e-6);
+            check_close(what, g[j], (lp - lm) / 2e-6, 2e-6);
         }
         snprintf(what, sizeof what, "%s(p=%.1f) %s gets a gradient", kind, (double)dropout, name);
-        check(what, gsum > 0, 1, 0);
+        check_close(what, gsum > 0, 1, 0);
         off += size;
     }
-    check("the table covers the parameter block", (double)off, (double)n, 0);
+    check_close("the table covers the parameter block", (double)off, (double)n, 0);
     /* with no row dropped the null embedding gets no gradient */
     uint8_t keep[4] = {0, 0, 0, 0};
     c.drop = keep;
@@ -180,7 +176,7 @@ static void test_gradients(cm_activation act, float dropout, int chunk_rows) {
     }
     double gnull = 0;
     for (int k = 0; k < cfg.cond_tokens * cfg.channels; k++) gnull += fabs(gn[k]);
-    check("null_cond: no gradient when no condition is dropped", gnull, 0, 0);
+    check_close("null_cond: no gradient when no condition is dropped", gnull, 0, 0);
     free(c.x0); free(c.eps); free(c.y); free(g);
     cm_diffusion_free(m);
 }
@@ -192,18 +188,18 @@ static void test_table(void) {
     int nd;
     int64_t dims[2];
     int64_t s0 = cm_diffusion_tensor(m, 0, &name, &nd, dims);
-    check("first tensor is x_embed.weight [D*C, D]", !strcmp(name, "x_embed.weight") && nd == 2 &&
+    check_close("first tensor is x_embed.weight [D*C, D]", !strcmp(name, "x_embed.weight") && nd == 2 &&
           dims[0] == cfg.x_dim * cfg.channels && dims[1] == cfg.x_dim && s0 == dims[0] * dims[1], 1, 0);
     int found_enc = 0, found_dec = 0, count = 0;
     for (int i = 0; cm_diffusion_tensor(m, i, &name, &nd, dims) >= 0; i++, count++) {
         found_enc += !strcmp(name, "transformer.encoder.layers.1.self_attn.in_proj_weight");
         found_dec += !strcmp(name, "transformer.decoder.layers.1.multihead_attn.out_proj.bias");
     }
-    check("encoder and decoder tensors are named as nn.Transformer's", found_enc && found_dec, 1, 0);
+    check_close("encoder and decoder tensors are named as nn.Transformer's", found_enc && found_dec, 1, 0);
     /* 9 embedding tensors, 12 per encoder block, 18 per decoder block, 2 norms of 2, the head */
-    check("tensor count", count, 9 + 12 * cfg.enc_layers + 2 + 18 * cfg.dec_layers + 2 + 2, 0);
+    check_close("tensor count", count, 9 + 12 * cfg.enc_layers + 2 + 18 * cfg.dec_layers + 2 + 2, 0);
     const double *acp = cm_diffusion_alphas_cumprod(m);
-    check("zero terminal SNR", acp[cfg.timesteps - 1], 0, 0);
+    check_close("zero terminal SNR", acp[cfg.timesteps - 1], 0, 0);
     cm_diffusion_free(m);
 }
 
@@ -212,21 +208,21 @@ static void test_errors(void) {
     cm_diffusion *m;
     cm_error err;
     cfg.heads = 3;
-    check("channels % heads refused", cm_diffusion_init(&m, &cfg, 0, &err), CM_ERR_VALUE, 0);
+    check_close("channels % heads refused", cm_diffusion_init(&m, &cfg, 0, &err), CM_ERR_VALUE, 0);
     cfg = small_config(CM_ACT_GELU, 0);
     cfg.timesteps = 1;
-    check("T = 1 refused", cm_diffusion_init(&m, &cfg, 0, &err), CM_ERR_VALUE, 0);
+    check_close("T = 1 refused", cm_diffusion_init(&m, &cfg, 0, &err), CM_ERR_VALUE, 0);
     cfg = small_config(CM_ACT_GELU, 0);
     m = make(&cfg, 0);
-    check("backward before a training forward refused", cm_diffusion_backward(m, NULL, &err), CM_ERR_VALUE, 0);
+    check_close("backward before a training forward refused", cm_diffusion_backward(m, NULL, &err), CM_ERR_VALUE, 0);
     real x[3] = {0}, y[2] = {0}, out[3];
     int64_t t = cfg.timesteps;
-    check("t = T refused", cm_diffusion_forward(m, out, x, &t, y, NULL, 1, 0, 0, &err), CM_ERR_VALUE, 0);
-    check("... with a message naming it", strstr(err.msg, "t[0]") != NULL, 1, 0);
+    check_close("t = T refused", cm_diffusion_forward(m, out, x, &t, y, NULL, 1, 0, 0, &err), CM_ERR_VALUE, 0);
+    check_close("... with a message naming it", strstr(err.msg, "t[0]") != NULL, 1, 0);
     cm_sample_config sc = {CM_SAMPLER_DDIM, 0, CM_SPACING_TRAILING, 0, CM_GUIDE_UNCOND_WEIGHT, 0.1, 1, 0, 0};
-    check("0 sampling steps refused", cm_diffusion_sample(m, x, y, 1, &sc, &err), CM_ERR_VALUE, 0);
+    check_close("0 sampling steps refused", cm_diffusion_sample(m, x, y, 1, &sc, &err), CM_ERR_VALUE, 0);
     sc.steps = cfg.timesteps + 1;
-    check("steps > T refused", cm_diffusion_sample(m, x, y, 1, &sc, &err), CM_ERR_VALUE, 0);
+    check_close("steps > T refused", cm_diffusion_sample(m, x, y, 1, &sc, &err), CM_ERR_VALUE, 0);
     cm_diffusion_free(m);
 }
 
@@ -253,8 +249,8 @@ static void test_training(void) {
         if (s < 20) first += l / 20;
         if (s >= 280) last += l / 20;
     }
-    check("training lowers the v-loss by half", last < 0.5 * first, 1, 0);
-    check("the AdamW step counter advanced", cm_diffusion_adam_step(m), 300, 0);
+    check_close("training lowers the v-loss by half", last < 0.5 * first, 1, 0);
+    check_close("the AdamW step counter advanced", cm_diffusion_adam_step(m), 300, 0);
     /* sampling: a sample does not depend on the others drawn with it, nor on its chunk */
     const int64_t n = 40;
     real *ys = malloc(sizeof(real) * n * 2), *xa = malloc(sizeof(real) * n * 3), *xb = malloc(sizeof(real) * 5 * 3);
@@ -268,7 +264,7 @@ static void test_training(void) {
         cm_diffusion_sample(m, xb, ys + 7 * 2, 5, &s5, &err);
         double worst = 0;
         for (int i = 0; i < 15; i++) worst = fmax(worst, fabs(xa[7 * 3 + i] - xb[i]));
-        check(k ? "DDPM: samples 7..11 alone equal those of the batch of 40" : "DDIM: samples 7..11 alone equal those of the batch of 40",
+        check_close(k ? "DDPM: samples 7..11 alone equal those of the batch of 40" : "DDIM: samples 7..11 alone equal those of the batch of 40",
               worst, 0, 0);
     }
     /* the paper's w = 0.1 on the unconditional output is guidance weight -0.1 in the (1 + w) convention */
@@ -280,7 +276,7 @@ static void test_training(void) {
     cm_diffusion_sample(m, xb, ys, 5, &sg, &err);
     double worst = 0;
     for (int i = 0; i < 15; i++) worst = fmax(worst, fabs(xa[i] - xb[i]));
-    check("w * uncond + (1 - w) * cond == uncond + (1 - w) * (cond - uncond)", worst, 0, 1e-10);
+    check_close("w * uncond + (1 - w) * cond == uncond + (1 - w) * (cond - uncond)", worst, 0, 1e-10);
     /* the trained model lands near x0(y): (y0, -y0, y1), for a target it was trained around */
     real yt[2] = {(real)0.4, (real)-0.2};
     real ytn[20 * 2], xs[20 * 3];
@@ -291,7 +287,7 @@ static void test_training(void) {
     double e = 0;
     for (int i = 0; i < 20; i++)
         e += (fabs(xs[3 * i] - yt[0]) + fabs(xs[3 * i + 1] + yt[0]) + fabs(xs[3 * i + 2] - yt[1])) / 60;
-    check("conditional samples land near (y0, -y0, y1): mean abs error < 0.15", e < 0.15, 1, 0);
+    check_close("conditional samples land near (y0, -y0, y1): mean abs error < 0.15", e < 0.15, 1, 0);
     if (e >= 0.15) printf("  mean abs error %g\n", e);
     free(x0); free(y); free(ys); free(xa); free(xb);
     cm_diffusion_free(m);

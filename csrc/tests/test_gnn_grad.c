@@ -13,17 +13,10 @@
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
-#include "check.h"
 #endif
+#include "grad_check.h"
 
-static void fill(real *a, int64_t n) { for (int64_t i = 0; i < n; i++) a[i] = 2 * urand() - 1; }
-static real *vec(int64_t n) { real *a = calloc((size_t)(n ? n : 1), sizeof(real)); fill(a, n); return a; }
-static real *zeros(int64_t n) { return calloc((size_t)(n ? n : 1), sizeof(real)); }
-static double dot(const real *a, const real *b, int64_t n) { double s = 0; for (int64_t i = 0; i < n; i++) s += a[i] * b[i]; return s; }
 
-static void check(const char *what, double analytic, double numeric, double tol) {
-    check_close(what, analytic, numeric, tol);
-}
 
 static const char *CONV_NAME[] = {"dice", "gin", "gcn", "sage", "gat"};
 
@@ -107,20 +100,20 @@ static void test_layer(gnn_spec s, int block, real dropout) {
         for (int64_t i = 0; i < L.sizes[t]; i++) {
             snprintf(what, sizeof what, "%s%s K=%d %s d%s[%lld]", block ? "block " : "", CONV_NAME[s.conv], s.heads, tag,
                      L.names[t], (long long)i);
-            check(what, L.dp[t][i], numeric(&L, L.p[t], i), 1e-6);
+            check_close(what, L.dp[t][i], numeric(&L, L.p[t], i), 1e-6);
         }
     for (int64_t i = 0; i < N * s.hidden; i++) {
         snprintf(what, sizeof what, "%s%s K=%d %s dx[%lld]", block ? "block " : "", CONV_NAME[s.conv], s.heads, tag, (long long)i);
-        check(what, L.dx[i], numeric(&L, L.x, i), 1e-6);
+        check_close(what, L.dx[i], numeric(&L, L.x, i), 1e-6);
     }
     /* a second backward adds the same again */
     real first = L.dp[L.n_t - 1][0], firstx = L.dx[0];
     layer_forward(&L);
     layer_backward(&L);
     snprintf(what, sizeof what, "%s accumulates (params)", CONV_NAME[s.conv]);
-    check(what, L.dp[L.n_t - 1][0], 2 * first, 1e-12);
+    check_close(what, L.dp[L.n_t - 1][0], 2 * first, 1e-12);
     snprintf(what, sizeof what, "%s accumulates (input)", CONV_NAME[s.conv]);
-    check(what, L.dx[0], 2 * firstx, 1e-12);
+    check_close(what, L.dx[0], 2 * firstx, 1e-12);
     if (s.conv == GNN_GAT && !block) {   /* attention over {i} + {j->i} sums to 1 */
         const int K = s.heads, C = s.concat ? s.hidden / K : s.hidden;
         const real *al_self = L.act + N * K * C + 2 * N * K, *al_e = al_self + N * K;
@@ -128,7 +121,7 @@ static void test_layer(gnn_spec s, int block, real dropout) {
             for (int k = 0; k < K; k++) {
                 double sum = al_self[i * K + k];
                 for (int64_t e = 0; e < E; e++) if (DST[e] == i) sum += al_e[e * K + k];
-                check("gat attention sums to 1", sum, 1, 1e-12);
+                check_close("gat attention sums to 1", sum, 1, 1e-12);
             }
     }
     layer_free(&L);
@@ -144,7 +137,7 @@ static void test_gcn_no_edges(void) {
         for (int o = 0; o < 3; o++) {
             double v = L.p[GCN_B][o];
             for (int c = 0; c < 3; c++) v += L.x[n * 3 + c] * L.p[GCN_W][o * 3 + c];
-            check("gcn without edges = Linear", L.out[n * 3 + o], v, 1e-12);
+            check_close("gcn without edges = Linear", L.out[n * 3 + o], v, 1e-12);
         }
     layer_free(&L);
 }
@@ -152,10 +145,10 @@ static void test_gcn_no_edges(void) {
 static void test_spec_check(void) {
     cm_error err;
     gnn_spec bad1 = {GNN_GAT, 6, 4, 1}, bad2 = {7, 4, 1, 1}, bad3 = {GNN_GAT, 6, 0, 0}, ok = {GNN_GAT, 6, 4, 0};
-    check("spec: concat needs H % K == 0", gnn_spec_check(&bad1, &err) == CM_ERR_VALUE, 1, 0);
-    check("spec: unknown conv", gnn_spec_check(&bad2, &err) == CM_ERR_VALUE, 1, 0);
-    check("spec: heads >= 1", gnn_spec_check(&bad3, &err) == CM_ERR_VALUE, 1, 0);
-    check("spec: mean heads any H", gnn_spec_check(&ok, &err) == CM_OK, 1, 0);
+    check_close("spec: concat needs H % K == 0", gnn_spec_check(&bad1, &err) == CM_ERR_VALUE, 1, 0);
+    check_close("spec: unknown conv", gnn_spec_check(&bad2, &err) == CM_ERR_VALUE, 1, 0);
+    check_close("spec: heads >= 1", gnn_spec_check(&bad3, &err) == CM_ERR_VALUE, 1, 0);
+    check_close("spec: mean heads any H", gnn_spec_check(&ok, &err) == CM_OK, 1, 0);
 }
 
 /* A batch big enough for the OpenMP paths: 1 and 2 threads give the same bits. */
@@ -181,9 +174,9 @@ static void test_threads(gnn_spec s) {
     omp_set_num_threads(saved);
     char what[96];
     snprintf(what, sizeof what, "%s 1 vs 2 threads: forward bitwise", CONV_NAME[s.conv]);
-    check(what, memcmp(out1, L.out, sizeof(real) * NH) == 0, 1, 0);
+    check_close(what, memcmp(out1, L.out, sizeof(real) * NH) == 0, 1, 0);
     snprintf(what, sizeof what, "%s 1 vs 2 threads: backward bitwise", CONV_NAME[s.conv]);
-    check(what, memcmp(dx1, L.dx, sizeof(real) * NH) == 0 && memcmp(dw1, L.dp[0], sizeof(real) * L.sizes[0]) == 0, 1, 0);
+    check_close(what, memcmp(dx1, L.dx, sizeof(real) * NH) == 0 && memcmp(dw1, L.dp[0], sizeof(real) * L.sizes[0]) == 0, 1, 0);
     free(out1); free(dx1); free(dw1); free(src); free(dst);
     layer_free(&L);
 #else
@@ -227,7 +220,7 @@ static void test_dice_with_conv(int conv, int heads, int concat, float dropout) 
     }
     char what[128];
     snprintf(what, sizeof what, "dice/%s builds no edge encoder", CONV_NAME[conv]);
-    check(what, has_edge_enc, 0, 0);
+    check_close(what, has_edge_enc, 0, 0);
     cm_dice_zero_grad(c.m);
     double L0 = dm_loss(&c);
     if (cm_dice_backward(c.m, c.r, &err)) { failed++; printf("FAIL dice backward: %s\n", err.msg); }
@@ -248,12 +241,12 @@ static void test_dice_with_conv(int conv, int heads, int concat, float dropout) 
         P[i] = old;
         snprintf(what, sizeof what, "dice/%s%s d%s[%lld] (dropout %.1f)", CONV_NAME[conv], conv == GNN_GAT ? (concat ? " concat" : " mean") : "",
                  name, (long long)(i - off), dropout);
-        check(what, G[i], (lp - lm) / (2 * h), 1e-5);
+        check_close(what, G[i], (lp - lm) / (2 * h), 1e-5);
         if (failed - before > 10) break;
     }
     for (int64_t i = 0; i < c.E * 2; i++) c.ea[i] += 1;
     snprintf(what, sizeof what, "dice/%s ignores edge features", CONV_NAME[conv]);
-    check(what, dm_loss(&c), L0, 1e-12);
+    check_close(what, dm_loss(&c), L0, 1e-12);
     cm_dice_free(c.m);
     free(c.x); free(c.ea); free(c.y); free(c.r); free(c.src); free(c.dst); free(c.ng); free(c.eg);
 }

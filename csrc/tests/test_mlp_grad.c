@@ -20,13 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "check.h"
+#include "grad_check.h"
 
-static void fill(real *a, int64_t n) { for (int64_t i = 0; i < n; i++) a[i] = 2 * urand() - 1; }
 
-static void check(const char *what, double analytic, double numeric, double tol) {
-    check_close(what, analytic, numeric, tol);
-}
 static void expect(const char *what, int ok) {
     if (ok) passed++;
     else { failed++; printf("FAIL %s\n", what); }
@@ -87,7 +83,7 @@ static void test_layer(real p) {
         params[i] = keep;
         if (ap != am) { skipped++; continue; }
         snprintf(what, sizeof what, "mlp p=%.1f dparam[%lld]", (double)p, (long long)i);
-        check(what, dparams[i], (lp - lm) / (2 * h), 1e-6);
+        check_close(what, dparams[i], (lp - lm) / (2 * h), 1e-6);
     }
     for (int64_t i = 0; i < B1 * W1[0]; i++) {
         const real keep = inp[i];
@@ -97,7 +93,7 @@ static void test_layer(real p) {
         const double lm = sum_out_g(params, inp, g, p);
         inp[i] = keep;
         snprintf(what, sizeof what, "mlp p=%.1f dinp[%lld]", (double)p, (long long)i);
-        check(what, dinp[i], (lp - lm) / (2 * h), 1e-6);
+        check_close(what, dinp[i], (lp - lm) / (2 * h), 1e-6);
     }
     if (skipped >= 5) printf("skipped %d at kinks (p=%.1f)\n", skipped, (double)p);
     expect("few entries skipped at ReLU kinks", skipped < 5);
@@ -139,7 +135,7 @@ static void test_regressor(void) {
         p[i] = keep - h; cm_mlp_loss(m, &lm, x, y, B, 3, &err);
         p[i] = keep;
         snprintf(what, sizeof what, "cm_mlp dparam[%lld]", (long long)i);
-        check(what, gr[i], (lp - lm) / (2 * h), 1e-5);
+        check_close(what, gr[i], (lp - lm) / (2 * h), 1e-5);
     }
     double l = 0;
     for (int s = 0; s < 300; s++) cm_mlp_train_step(m, &l, x, y, B, 3e-3, 0.9, 0.999, 1e-8, 0, (uint64_t)s, &err);
@@ -148,7 +144,7 @@ static void test_regressor(void) {
     cm_mlp_predict(m, out, x, B, &err);
     double sse = 0;
     for (int i = 0; i < B * 3; i++) sse += (out[i] - y[i]) * (out[i] - y[i]);
-    check("predict equals the loss's forward", sse / (B * 3), l, 1e-12);
+    check_close("predict equals the loss's forward", sse / (B * 3), l, 1e-12);
     expect("cm_mlp_predict refuses an empty batch", cm_mlp_predict(m, out, x, 0, &err) == CM_ERR_VALUE);
     free(gr);
     cm_mlp_free(m);
@@ -217,7 +213,7 @@ static void test_dm_mlp(float dropout) {
     const int64_t P = cm_diffusion_num_params(c.m);
     for (int64_t i = 0; i < P; i++) p[i] += (real)(0.1 * (2 * urand() - 1));
     const double l = loss_of(&c);
-    check("loss equals forward_loss", l, forward_loss(&c), 1e-12);
+    check_close("loss equals forward_loss", l, forward_loss(&c), 1e-12);
     real *g = malloc(sizeof(real) * P);
     memcpy(g, cm_diffusion_grads(c.m), sizeof(real) * P);
     const double h = 1e-6;
@@ -236,7 +232,7 @@ static void test_dm_mlp(float dropout) {
             const double lm = forward_loss(&c);
             p[i] = keep;
             snprintf(what, sizeof what, "dm-mlp dropout=%.1f %s[%lld]", (double)dropout, name, (long long)k);
-            check(what, g[i], (lp - lm) / (2 * h), 1e-5);
+            check_close(what, g[i], (lp - lm) / (2 * h), 1e-5);
             gmax = fmax(gmax, fabs(g[i]));
         }
         snprintf(what, sizeof what, "dm-mlp %s receives a gradient", name);

@@ -10,27 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "check.h"
+#include "grad_check.h"
 
-static void fill(real *a, int64_t n) { for (int64_t i = 0; i < n; i++) a[i] = 2 * urand() - 1; }
-static real *vec(int64_t n) { real *a = calloc((size_t)(n ? n : 1), sizeof(real)); fill(a, n); return a; }
-static real *zeros(int64_t n) { return calloc((size_t)(n ? n : 1), sizeof(real)); }
 
-static void check(const char *what, double analytic, double numeric, double tol) {
-    check_close(what, analytic, numeric, tol);
-}
 
 /* loss evaluators: each recomputes the op's forward and returns sum(out * r) */
-typedef double (*loss_fn)(void *ctx);
-static double numeric_grad(loss_fn f, void *ctx, real *x, int64_t i) {
-    const double h = 1e-6;
-    real old = x[i];
-    x[i] = old + h; double lp = f(ctx);
-    x[i] = old - h; double lm = f(ctx);
-    x[i] = old;
-    return (lp - lm) / (2 * h);
-}
-static double dot(const real *a, const real *b, int64_t n) { double s = 0; for (int64_t i = 0; i < n; i++) s += a[i] * b[i]; return s; }
 
 /* ---- linear ---- */
 typedef struct { real *x, *w, *b, *out, *r; int64_t B; int C, OC; } lin_ctx;
@@ -42,12 +26,12 @@ static void test_linear(void) {
     real *dx = zeros(c.B * c.C), *dw = zeros(c.OC * c.C), *db = zeros(c.OC);
     lin_loss(&c);
     linear_backward(dx, dw, db, c.r, c.x, c.w, c.B, c.C, c.OC);
-    for (int64_t i = 0; i < c.B * c.C; i++) check("linear dx", dx[i], numeric_grad(lin_loss, &c, c.x, i), 1e-7);
-    for (int64_t i = 0; i < c.OC * c.C; i++) check("linear dw", dw[i], numeric_grad(lin_loss, &c, c.w, i), 1e-7);
-    for (int64_t i = 0; i < c.OC; i++) check("linear db", db[i], numeric_grad(lin_loss, &c, c.b, i), 1e-7);
+    for (int64_t i = 0; i < c.B * c.C; i++) check_close("linear dx", dx[i], numeric_grad(lin_loss, &c, c.x, i), 1e-7);
+    for (int64_t i = 0; i < c.OC * c.C; i++) check_close("linear dw", dw[i], numeric_grad(lin_loss, &c, c.w, i), 1e-7);
+    for (int64_t i = 0; i < c.OC; i++) check_close("linear db", db[i], numeric_grad(lin_loss, &c, c.b, i), 1e-7);
     /* accumulation: a second backward doubles the gradients */
     linear_backward(dx, dw, db, c.r, c.x, c.w, c.B, c.C, c.OC);
-    check("linear accumulates", dw[0], 2 * numeric_grad(lin_loss, &c, c.w, 0), 1e-7);
+    check_close("linear accumulates", dw[0], 2 * numeric_grad(lin_loss, &c, c.w, 0), 1e-7);
     free(c.x); free(c.w); free(c.b); free(c.out); free(c.r); free(dx); free(dw); free(db);
 }
 
@@ -59,13 +43,13 @@ static void test_gelu(void) {
     for (int i = 0; i < 40; i++) c.x[i] *= 4;   /* cover the tails */
     real *dx = zeros(40);
     gelu_backward(dx, c.r, c.x, c.n);
-    for (int64_t i = 0; i < c.n; i++) check("gelu dx", dx[i], numeric_grad(gelu_loss, &c, c.x, i), 1e-7);
+    for (int64_t i = 0; i < c.n; i++) check_close("gelu dx", dx[i], numeric_grad(gelu_loss, &c, c.x, i), 1e-7);
     real z = 0, o;
     gelu_forward(&o, &z, 1);
-    check("gelu(0) = 0", o, 0, 1e-15);
+    check_close("gelu(0) = 0", o, 0, 1e-15);
     real one = 1;
     gelu_forward(&o, &one, 1);
-    check("gelu(1) = 0.841344746", o, 0.8413447460685429, 1e-12);
+    check_close("gelu(1) = 0.841344746", o, 0.8413447460685429, 1e-12);
     free(c.x); free(c.out); free(c.r); free(dx);
 }
 
@@ -84,19 +68,19 @@ static void test_batchnorm(void) {
     real *dx = zeros(c.B * c.C), *dg = zeros(c.C), *db = zeros(c.C);
     bn_loss(&c);
     batchnorm_backward(dx, dg, db, c.r, c.x, c.g, c.mean, c.rstd, c.B, c.C);
-    for (int64_t i = 0; i < c.B * c.C; i++) check("batchnorm dx", dx[i], numeric_grad(bn_loss, &c, c.x, i), 1e-6);
-    for (int i = 0; i < c.C; i++) check("batchnorm dgamma", dg[i], numeric_grad(bn_loss, &c, c.g, i), 1e-7);
-    for (int i = 0; i < c.C; i++) check("batchnorm dbeta", db[i], numeric_grad(bn_loss, &c, c.b, i), 1e-7);
+    for (int64_t i = 0; i < c.B * c.C; i++) check_close("batchnorm dx", dx[i], numeric_grad(bn_loss, &c, c.x, i), 1e-6);
+    for (int i = 0; i < c.C; i++) check_close("batchnorm dgamma", dg[i], numeric_grad(bn_loss, &c, c.g, i), 1e-7);
+    for (int i = 0; i < c.C; i++) check_close("batchnorm dbeta", db[i], numeric_grad(bn_loss, &c, c.b, i), 1e-7);
     /* running stats, then inference equals (x - rm) / sqrt(rv + eps) * g + b */
     real rm[3] = {0, 0, 0}, rv[3] = {1, 1, 1};
     batchnorm_forward(c.out, c.mean, c.rstd, c.x, c.g, c.b, c.B, c.C, 1e-5, rm, rv, 0.1);
     double m0 = 0, v0 = 0;
     for (int64_t b = 0; b < c.B; b++) m0 += c.x[b * c.C] / (double)c.B;
     for (int64_t b = 0; b < c.B; b++) v0 += (c.x[b * c.C] - m0) * (c.x[b * c.C] - m0) / (double)(c.B - 1);
-    check("batchnorm running mean", rm[0], 0.1 * m0, 1e-12);
-    check("batchnorm running var", rv[0], 0.9 + 0.1 * v0, 1e-12);
+    check_close("batchnorm running mean", rm[0], 0.1 * m0, 1e-12);
+    check_close("batchnorm running var", rv[0], 0.9 + 0.1 * v0, 1e-12);
     batchnorm_inference(c.out, c.x, c.g, c.b, rm, rv, c.B, c.C, 1e-5);
-    check("batchnorm inference", c.out[4], (c.x[4] - rm[1]) / sqrt(rv[1] + 1e-5) * c.g[1] + c.b[1], 1e-12);
+    check_close("batchnorm inference", c.out[4], (c.x[4] - rm[1]) / sqrt(rv[1] + 1e-5) * c.g[1] + c.b[1], 1e-12);
     free(c.x); free(c.g); free(c.b); free(c.out); free(c.mean); free(c.rstd); free(c.r); free(dx); free(dg); free(db);
 }
 
@@ -108,13 +92,13 @@ static void test_dropout(void) {
     dropout_forward(out, mask, x, n, 0.2, 42);
     int64_t kept = 0;
     for (int64_t i = 0; i < n; i++) kept += mask[i];
-    check("dropout keeps 1-p", (double)kept / (double)n, 0.8, 5e-3);
-    check("dropout scales kept", out[0], mask[0] ? x[0] / 0.8 : 0, 1e-12);
+    check_close("dropout keeps 1-p", (double)kept / (double)n, 0.8, 5e-3);
+    check_close("dropout scales kept", out[0], mask[0] ? x[0] / 0.8 : 0, 1e-12);
     dropout_backward(dx, r, mask, n, 0.2);
-    check("dropout backward", dx[1], mask[1] ? r[1] / 0.8 : 0, 1e-12);
+    check_close("dropout backward", dx[1], mask[1] ? r[1] / 0.8 : 0, 1e-12);
     uint8_t *mask2 = malloc((size_t)n);
     dropout_forward(out, mask2, x, n, 0.2, 42);
-    check("dropout deterministic", memcmp(mask, mask2, (size_t)n) == 0, 1, 0);
+    check_close("dropout deterministic", memcmp(mask, mask2, (size_t)n) == 0, 1, 0);
     free(x); free(out); free(dx); free(r); free(mask); free(mask2);
 }
 
@@ -141,8 +125,8 @@ static void test_message_passing(void) {
     mp_loss(&c);
     scatter_add_backward(dmsg, c.r, c.dst, c.E, c.C);
     gather_mul_backward(dh, de, dmsg, c.h, c.src, c.e, c.E, c.C, c.N, sptr, sedges);
-    for (int64_t i = 0; i < c.N * c.C; i++) check("message dh", dh[i], numeric_grad(mp_loss, &c, c.h, i), 1e-7);
-    for (int64_t i = 0; i < c.E * c.C; i++) check("message de", de[i], numeric_grad(mp_loss, &c, c.e, i), 1e-7);
+    for (int64_t i = 0; i < c.N * c.C; i++) check_close("message dh", dh[i], numeric_grad(mp_loss, &c, c.h, i), 1e-7);
+    for (int64_t i = 0; i < c.E * c.C; i++) check_close("message de", de[i], numeric_grad(mp_loss, &c, c.e, i), 1e-7);
     free(c.h); free(c.e); free(c.msg); free(c.z); free(c.r); free(c.src); free(c.dst); free(c.ptr); free(c.edges);
     free(sptr); free(sedges); free(dmsg); free(dh); free(de);
 }
@@ -154,9 +138,9 @@ static void test_gin_combine(void) {
     gc_ctx c = {vec(12), vec(12), vec(1), zeros(12), vec(12), 4, 3};
     real *dx = zeros(12), *dz = zeros(12), *de = zeros(1);
     gin_combine_backward(dx, dz, de, c.r, c.x, c.eps, c.B, c.C);
-    for (int i = 0; i < 12; i++) check("gin dx", dx[i], numeric_grad(gc_loss, &c, c.x, i), 1e-7);
-    for (int i = 0; i < 12; i++) check("gin dz", dz[i], numeric_grad(gc_loss, &c, c.z, i), 1e-7);
-    check("gin deps", de[0], numeric_grad(gc_loss, &c, c.eps, 0), 1e-7);
+    for (int i = 0; i < 12; i++) check_close("gin dx", dx[i], numeric_grad(gc_loss, &c, c.x, i), 1e-7);
+    for (int i = 0; i < 12; i++) check_close("gin dz", dz[i], numeric_grad(gc_loss, &c, c.z, i), 1e-7);
+    check_close("gin deps", de[0], numeric_grad(gc_loss, &c, c.eps, 0), 1e-7);
     free(c.x); free(c.z); free(c.eps); free(c.out); free(c.r); free(dx); free(dz); free(de);
 }
 
@@ -171,7 +155,7 @@ static void test_adamw(void) {
         double mh = rm / (1 - pow(0.9, t)), vh = rv / (1 - pow(0.999, t));
         rp -= 1e-2 * (mh / (sqrt(vh) + 1e-8) + 0.01 * rp);
     }
-    check("adamw matches reference", p[0], rp, 1e-12);
+    check_close("adamw matches reference", p[0], rp, 1e-12);
 }
 
 /* ---- edge difference ---- */
@@ -188,7 +172,7 @@ static void test_gather_diff(void) {
     scatter_csr(dp, de, c.dst, 9, 5);
     real *dz = zeros(c.N * c.C);
     gather_diff_backward(dz, c.r, c.N, c.C, sp, se, dp, de);
-    for (int64_t i = 0; i < c.N * c.C; i++) check("gather_diff dz", dz[i], numeric_grad(gd_loss, &c, c.z, i), 1e-7);
+    for (int64_t i = 0; i < c.N * c.C; i++) check_close("gather_diff dz", dz[i], numeric_grad(gd_loss, &c, c.z, i), 1e-7);
     free(c.z); free(c.out); free(c.r); free(c.src); free(c.dst); free(dz);
 }
 
@@ -210,7 +194,7 @@ static void test_dice_loss(double t, double tp, double tn, const char *name) {
     int64_t pairs = 0;
     l2norm_forward(c.u, c.norm, c.y, c.G, c.D);
     double L = dice_loss_forward(c.sim, c.anchor, c.u, group, neg, c.G, c.D, t, tp, tn, &pairs);
-    check("dice loss pair count", (double)pairs, 2 + 2 + 6, 0);
+    check_close("dice loss pair count", (double)pairs, 2 + 2 + 6, 0);
     /* reference value straight from the formula */
     double ref = 0;
     for (int i = 0; i < 9; i++) {
@@ -224,11 +208,11 @@ static void test_dice_loss(double t, double tp, double tn, const char *name) {
         for (int j = 0; j < 9; j++)
             if (j != i && group[j] == group[i] && !neg[j]) ref += -(c.sim[i * 9 + j] / t - log(den));
     }
-    check(name, L, ref / (double)pairs, 1e-12);
+    check_close(name, L, ref / (double)pairs, 1e-12);
     real *du = zeros(c.G * c.D), *dy = zeros(c.G * c.D), *ds = zeros(c.G * c.G);
     dice_loss_backward(du, ds, c.u, c.sim, group, neg, c.G, c.D, t, tp, tn);
     l2norm_backward(dy, du, c.u, c.norm, c.G, c.D);
-    for (int64_t i = 0; i < c.G * c.D; i++) check(name, dy[i], numeric_grad(dl_loss, &c, c.y, i), 1e-6);
+    for (int64_t i = 0; i < c.G * c.D; i++) check_close(name, dy[i], numeric_grad(dl_loss, &c, c.y, i), 1e-6);
     free(c.y); free(c.u); free(c.norm); free(c.sim); free(c.anchor); free(du); free(dy); free(ds);
 }
 
@@ -288,12 +272,12 @@ static void test_dice_model(float dropout, int onehot) {
         }
         snprintf(what, sizeof what, "dice d%s[%lld] (dropout %.1f%s)", name, (long long)(i - off), dropout,
                  onehot ? ", one-hot inputs" : "");
-        check(what, G[i], numeric_grad(dm_loss, &c, P, i), 1e-5);
+        check_close(what, G[i], numeric_grad(dm_loss, &c, P, i), 1e-5);
         if (failed - before > 10) break;
     }
     /* eval mode runs (running statistics, no dropout) and backward then refuses */
     cm_dice_forward(c.m, c.y, c.x, c.ea, c.src, c.dst, c.ng, c.eg, c.N, c.E, c.G, 0, 0, &err);
-    check("dice backward after eval forward refuses", cm_dice_backward(c.m, c.r, &err) != CM_OK, 1, 0);
+    check_close("dice backward after eval forward refuses", cm_dice_backward(c.m, c.r, &err) != CM_OK, 1, 0);
     cm_dice_free(c.m);
     free(c.x); free(c.ea); free(c.y); free(c.r); free(c.src); free(c.dst); free(c.ng); free(c.eg);
 }

@@ -13,32 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "check.h"
+#include "grad_check.h"
 
-static void fill(real *a, int64_t n) { for (int64_t i = 0; i < n; i++) a[i] = 2 * urand() - 1; }
-static real *vec(int64_t n) { real *a = calloc((size_t)(n ? n : 1), sizeof(real)); fill(a, n); return a; }
-static real *zeros(int64_t n) { return calloc((size_t)(n ? n : 1), sizeof(real)); }
-static double dot(const real *a, const real *b, int64_t n) { double s = 0; for (int64_t i = 0; i < n; i++) s += a[i] * b[i]; return s; }
 
-static void check(const char *what, double analytic, double numeric, double tol) {
-    check_close(what, analytic, numeric, tol);
-}
 
-typedef double (*loss_fn)(void *ctx);
-static double numeric_grad(loss_fn f, void *ctx, real *x, int64_t i) {
-    const double h = 1e-6;
-    real old = x[i];
-    x[i] = old + h; double lp = f(ctx);
-    x[i] = old - h; double lm = f(ctx);
-    x[i] = old;
-    return (lp - lm) / (2 * h);
-}
 /* every entry of x[n] against grad[n] */
 static void check_all(const char *what, loss_fn f, void *ctx, real *x, const real *grad, int64_t n, double tol) {
     char name[224];
     for (int64_t i = 0; i < n; i++) {
         snprintf(name, sizeof name, "%s[%lld]", what, (long long)i);
-        check(name, grad[i], numeric_grad(f, ctx, x, i), tol);
+        check_close(name, grad[i], numeric_grad(f, ctx, x, i), tol);
     }
 }
 
@@ -65,7 +49,7 @@ static void test_layernorm(void) {
     double m = 0, v = 0;
     for (int k = 0; k < c.C; k++) m += c.x[2 * c.C + k] / c.C;
     for (int k = 0; k < c.C; k++) v += (c.x[2 * c.C + k] - m) * (c.x[2 * c.C + k] - m) / c.C;
-    check("layernorm definition", c.out[2 * c.C + 3], (c.x[2 * c.C + 3] - m) / sqrt(v + 1e-5) * c.w[3] + c.b[3], 1e-12);
+    check_close("layernorm definition", c.out[2 * c.C + 3], (c.x[2 * c.C + 3] - m) / sqrt(v + 1e-5) * c.w[3] + c.b[3], 1e-12);
     free(c.x); free(c.w); free(c.b); free(c.out); free(c.mean); free(c.rstd); free(c.r); free(dx); free(dw); free(db);
 }
 
@@ -82,8 +66,8 @@ static void test_relu(void) {
     real z = 0, o = 1, g = 1, dz = 0;
     relu_forward(&o, &z, 1);
     relu_backward(&dz, &g, &z, 1);
-    check("relu(0) = 0", o, 0, 0);
-    check("relu'(0) = 0 (PyTorch's choice at the kink)", dz, 0, 0);
+    check_close("relu(0) = 0", o, 0, 0);
+    check_close("relu'(0) = 0 (PyTorch's choice at the kink)", dz, 0, 0);
     free(c.x); free(c.out); free(c.r); free(dx);
 }
 
@@ -119,7 +103,7 @@ static void test_attention(int self) {
     for (int64_t row = 0; row < na / c.S; row++) {
         double s = 0;
         for (int k = 0; k < c.S; k++) s += c.att[row * c.S + k];
-        check(self ? "self softmax row sums to 1" : "cross softmax row sums to 1", s, 1, 1e-12);
+        check_close(self ? "self softmax row sums to 1" : "cross softmax row sums to 1", s, 1, 1e-12);
     }
     if (self)
         attention_backward(dq, dq + c.C, dq + 2 * c.C, datt, c.r, c.q, c.q + c.C, c.q + 2 * c.C, c.att, c.B, c.T, c.T, c.C, c.NH, 3 * c.C, 3 * c.C);
@@ -134,7 +118,7 @@ static void test_attention(int self) {
 static void test_attention_one_key(void) {
     real q[4] = {0.3, -2, 1, 5}, kv[8] = {1, 2, 3, 4, 0.5, -0.25, 7, 9}, out[4], att[2];
     attention_forward(out, att, q, kv, kv + 4, 1, 1, 1, 4, 2, 4, 8);
-    for (int j = 0; j < 4; j++) check("attention with one key returns its value", out[j], kv[4 + j], 1e-15);
+    for (int j = 0; j < 4; j++) check_close("attention with one key returns its value", out[j], kv[4 + j], 1e-15);
 }
 
 /* ---- multi-head self and cross attention with projections ---- */
@@ -176,7 +160,7 @@ static void test_mha(int cross) {
         mha_cross_backward(dx, dmem, dwqkv, dbqkv, dwo, dbo, s1, s2, s3, s4, c.r, c.x, c.mem, c.wqkv, c.wo, c.q, c.kv, c.att, c.y, c.B, c.T, c.S, c.C, c.NH);
     else
         mha_self_backward(dx, dwqkv, dbqkv, dwo, dbo, s1, s3, s4, c.r, c.x, c.wqkv, c.wo, c.q, c.att, c.y, c.B, c.T, c.C, c.NH);
-    snprintf(n, sizeof n, "%s accumulates", k); check(n, dwqkv[5], 2 * before, 1e-12);
+    snprintf(n, sizeof n, "%s accumulates", k); check_close(n, dwqkv[5], 2 * before, 1e-12);
     free(c.x); free(c.mem); free(c.wqkv); free(c.bqkv); free(c.wo); free(c.bo); free(c.out); free(c.q); free(c.kv);
     free(c.att); free(c.y); free(c.r); free(dx); free(dmem); free(dwqkv); free(dbqkv); free(dwo); free(dbo);
     free(s1); free(s2); free(s3); free(s4);
@@ -242,13 +226,13 @@ static void test_block(int decoder, cm_activation act, real dropout) {
     if (dropout > 0) {
         int64_t dropped = 0;
         for (int64_t i = 0; i < c.mask_bytes; i++) dropped += !c.mask[i];
-        check("block dropout drops some units", dropped > 0 && dropped < c.mask_bytes, 1, 0);
+        check_close("block dropout drops some units", dropped > 0 && dropped < c.mask_bytes, 1, 0);
     }
     /* ReLU: pre-activations within h of 0 would make central differences straddle the kink */
     if (act == CM_ACT_RELU) {
         double closest = 1;
         for (int64_t i = 0; i < BT * c.F; i++) closest = fmin(closest, fabs(c.a.t[TBA_FCH][i]));
-        check("relu block: no pre-activation at the kink", closest > 1e-4, 1, 0);
+        check_close("relu block: no pre-activation at the kink", closest > 1e-4, 1, 0);
     }
     snprintf(what, sizeof what, "%s(%s, p=%.1f) dinp", kind, an, dropout);
     check_all(what, blk_loss, &c, c.x, c.dx, BT * c.C, 1e-6);
@@ -270,7 +254,7 @@ static void test_block(int decoder, cm_activation act, real dropout) {
     double worst = 0;
     for (int64_t i = 0; i < c.P; i++) worst = fmax(worst, fabs(c.grads[i] - 2 * g1[i]));
     snprintf(what, sizeof what, "%s(%s) second backward doubles the gradients", kind, an);
-    check(what, worst, 0, 1e-12);
+    check_close(what, worst, 0, 1e-12);
     free(g1);
     blk_free(&c);
 }
@@ -280,16 +264,16 @@ static void test_tables(void) {
     int64_t s[TBP_N], a[TBA_N], mb;
     const int C = 8, F = 12;
     int64_t enc = tblock_param_sizes(s, C, F, 0);
-    check("encoder parameter count", (double)enc, 2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C, 0);
+    check_close("encoder parameter count", (double)enc, 2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C, 0);
     int64_t dec = tblock_param_sizes(s, C, F, 1);
-    check("decoder adds a norm and a cross-attention", (double)(dec - enc), 2 * C + 4 * C * C + 4 * C, 0);
+    check_close("decoder adds a norm and a cross-attention", (double)(dec - enc), 2 * C + 4 * C * C + 4 * C, 0);
     for (int i = 0; i < TBP_N; i++) {
         int named = tblock_param_name(i, 1) != NULL;
-        check("every decoder tensor has a PyTorch name", named, 1, 0);
-        check("encoder names exactly its tensors", (tblock_param_name(i, 0) != NULL), s[i] && !(i >= TBP_LNX_W && i <= TBP_XATTN_BO), 0);
+        check_close("every decoder tensor has a PyTorch name", named, 1, 0);
+        check_close("encoder names exactly its tensors", (tblock_param_name(i, 0) != NULL), s[i] && !(i >= TBP_LNX_W && i <= TBP_XATTN_BO), 0);
     }
-    check("act table size", (double)tblock_act_sizes(a, &mb, 2, 3, 4, C, 2, F, 0), (double)(2 * 3) * (C * 6 + 3 * C + 4 + 3 * F) + 2 * 2 * 3 * 3, 0);
-    check("mask bytes", (double)mb, 2 * 3 * F, 0);
+    check_close("act table size", (double)tblock_act_sizes(a, &mb, 2, 3, 4, C, 2, F, 0), (double)(2 * 3) * (C * 6 + 3 * C + 4 + 3 * F) + 2 * 2 * 3 * 3, 0);
+    check_close("mask bytes", (double)mb, 2 * 3 * F, 0);
     /* PyTorch's initialisation rules */
     tblock_param_sizes(s, C, F, 1);
     int64_t P = tblock_param_sizes(s, C, F, 1);
@@ -297,13 +281,13 @@ static void test_tables(void) {
     tblock_params p;
     tblock_params_carve(&p, block, s);
     tblock_params_init(&p, s, C, F, 7);
-    check("init: layer-norm weight 1", p.t[TBP_LNX_W][3], 1, 0);
-    check("init: attention bias 0", p.t[TBP_XATTN_BQKV][5], 0, 0);
+    check_close("init: layer-norm weight 1", p.t[TBP_LNX_W][3], 1, 0);
+    check_close("init: attention bias 0", p.t[TBP_XATTN_BQKV][5], 0, 0);
     double mx = 0, mx2 = 0;
     for (int64_t i = 0; i < s[TBP_ATTN_WQKV]; i++) mx = fmax(mx, fabs(p.t[TBP_ATTN_WQKV][i]));
     for (int64_t i = 0; i < s[TBP_PROJ_W]; i++) mx2 = fmax(mx2, fabs(p.t[TBP_PROJ_W][i]));
-    check("init: xavier bound on in_proj", mx <= sqrt(6.0 / (4 * C)) && mx > 0.8 * sqrt(6.0 / (4 * C)), 1, 0);
-    check("init: 1/sqrt(F) bound on linear2", mx2 <= 1 / sqrt((double)F) && mx2 > 0.7 / sqrt((double)F), 1, 0);
+    check_close("init: xavier bound on in_proj", mx <= sqrt(6.0 / (4 * C)) && mx > 0.8 * sqrt(6.0 / (4 * C)), 1, 0);
+    check_close("init: 1/sqrt(F) bound on linear2", mx2 <= 1 / sqrt((double)F) && mx2 > 0.7 / sqrt((double)F), 1, 0);
     free(block);
 }
 
@@ -315,15 +299,15 @@ static void test_timestep_embedding(void) {
     const double f[3] = {1, 0.01, 1e-4};
     for (int b = 0; b < 3; b++) {
         for (int i = 0; i < 3; i++) {
-            check("timestep embedding sin half", out[b * 7 + i], sin(t[b] * f[i]), 1e-12);
-            check("timestep embedding cos half", out[b * 7 + 3 + i], cos(t[b] * f[i]), 1e-12);
+            check_close("timestep embedding sin half", out[b * 7 + i], sin(t[b] * f[i]), 1e-12);
+            check_close("timestep embedding cos half", out[b * 7 + 3 + i], cos(t[b] * f[i]), 1e-12);
         }
-        check("timestep embedding odd D padded with 0", out[b * 7 + 6], 0, 0);
+        check_close("timestep embedding odd D padded with 0", out[b * 7 + 6], 0, 0);
     }
     real o2[8];
     timestep_embedding_forward(o2, t + 1, 1, 8, 10000, 1, 0);   /* half 4, f_i = 10000^(-i/4) */
-    check("timestep embedding flip: cos first", o2[1], cos(3 * 0.1), 1e-12);
-    check("timestep embedding flip: sin second", o2[4 + 2], sin(3 * 0.01), 1e-12);
+    check_close("timestep embedding flip: cos first", o2[1], cos(3 * 0.1), 1e-12);
+    check_close("timestep embedding flip: sin second", o2[4 + 2], sin(3 * 0.01), 1e-12);
 }
 
 /* ---- JSON dump for the PyTorch / diffusers comparison ---- */
