@@ -52,14 +52,10 @@ static void layer_backward(layer *L) {
     case GNN_GAT: gat_backward(L->dx, L->dp, L->r, L->x, L->p, L->act, &L->g, &L->s, L->scratch); break;
     }
 }
-static double layer_loss(layer *L) { layer_forward(L); return dot(L->out, L->r, L->g.N * L->s.hidden); }
-static double numeric(layer *L, real *v, int64_t i) {
-    const double h = 1e-6;
-    real old = v[i];
-    v[i] = old + h; double lp = layer_loss(L);
-    v[i] = old - h; double lm = layer_loss(L);
-    v[i] = old;
-    return (lp - lm) / (2 * h);
+static double layer_loss(void *p) {
+    layer *L = p;
+    layer_forward(L);
+    return dot(L->out, L->r, L->g.N * L->s.hidden);
 }
 
 /* the small test graph: node 5 has no incoming edge, 0->1 twice, 2<->3 */
@@ -100,11 +96,11 @@ static void test_layer(gnn_spec s, int block, real dropout) {
         for (int64_t i = 0; i < L.sizes[t]; i++) {
             snprintf(what, sizeof what, "%s%s K=%d %s d%s[%lld]", block ? "block " : "", CONV_NAME[s.conv], s.heads, tag,
                      L.names[t], (long long)i);
-            check_close(what, L.dp[t][i], numeric(&L, L.p[t], i), 1e-6);
+            check_close(what, L.dp[t][i], numeric_grad(layer_loss, &L, L.p[t], i), 1e-6);
         }
     for (int64_t i = 0; i < N * s.hidden; i++) {
         snprintf(what, sizeof what, "%s%s K=%d %s dx[%lld]", block ? "block " : "", CONV_NAME[s.conv], s.heads, tag, (long long)i);
-        check_close(what, L.dx[i], numeric(&L, L.x, i), 1e-6);
+        check_close(what, L.dx[i], numeric_grad(layer_loss, &L, L.x, i), 1e-6);
     }
     /* a second backward adds the same again */
     real first = L.dp[L.n_t - 1][0], firstx = L.dx[0];
