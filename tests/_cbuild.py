@@ -55,3 +55,16 @@ def outputs_per_thread_count(tmp_path, script: str, threads=("1", "2", "3")):
         assert r.returncode == 0, r.stderr[-3000:]
         outs.append(np.load(out))
     return outs
+
+
+def json_per_thread_count(script: str, threads=("1", "2")):
+    """Run ``script`` (Python source that prints one JSON value) with ``python -c`` in a fresh
+    interpreter per OpenMP thread count; the decoded values, in ``threads`` order."""
+    import json
+    out = []
+    for t in threads:
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, OMP_NUM_THREADS=t))
+        assert r.returncode == 0, r.stderr[-3000:]
+        out.append(json.loads(r.stdout))
+    return out

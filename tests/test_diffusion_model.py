@@ -11,11 +11,9 @@
   exact semantics, sampling determinism, DDIM with few steps, DDPM, guidance conventions,
   save/load, errors, and a learning test on a synthetic sizing problem with a known smooth map.
 """
-import json
 import math
 import os
 import subprocess
-import sys
 import textwrap
 import warnings
 
@@ -26,7 +24,7 @@ from circml import _core
 from circml.sizing import (DiffusionSizer, MinMaxScale, PolynomialExpansion, RelaxSpecs, SizerConfig, Standardize,
                            parse_directions)
 
-from _cbuild import exe_fixture  # noqa: E402
+from _cbuild import exe_fixture, json_per_thread_count  # noqa: E402
 SOURCES = ["csrc/tests/test_diffusion_model.c", "csrc/diffusion/model.c", "csrc/diffusion/schedule.c",
            "csrc/nn/mlp.c", "csrc/nn/transformer.c", "csrc/nn/ops.c", "csrc/nn/gemm.c", "csrc/util/status.c"]
 
@@ -77,12 +75,7 @@ def test_float_library_does_not_depend_on_thread_count(tmp_path):
         print(json.dumps([losses, hashlib.sha256(p.tobytes()).hexdigest(),
                           hashlib.sha256(xs.tobytes()).hexdigest(), hashlib.sha256(xd.tobytes()).hexdigest()]))
     """)
-    out = []
-    for threads in ("1", "2"):
-        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                           env=dict(os.environ, OMP_NUM_THREADS=threads))
-        assert r.returncode == 0, r.stderr[-3000:]
-        out.append(json.loads(r.stdout))
+    out = json_per_thread_count(script)
     assert out[0] == out[1]
 
 

@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -23,7 +22,7 @@ import pytest
 
 from circml import _core
 
-from _cbuild import ROOT, exe_fixture  # noqa: E402
+from _cbuild import ROOT, exe_fixture, json_per_thread_count  # noqa: E402
 SOURCES = ["csrc/tests/test_gemm_bf16.c", "csrc/nn/gemm_bf16.c", "csrc/nn/gemm.c"]
 HAS_BF16 = _core.gemm_bf16_info()["cpu"]
 
@@ -110,12 +109,7 @@ def test_bf16_samples_do_not_depend_on_thread_count_or_batch():
         x5 = _core.diffusion_sample(m, y[5:6], 8, 0, 0, 0.0, 0, 0.1, 1.0, 9, 5, "bf16")
         print(json.dumps([hashlib.sha256(x.tobytes()).hexdigest(), bool(np.array_equal(x5[0], x[5]))]))
     """)
-    out = []
-    for threads in ("1", "2"):
-        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                           env=dict(os.environ, OMP_NUM_THREADS=threads))
-        assert r.returncode == 0, r.stderr[-3000:]
-        out.append(json.loads(r.stdout))
+    out = json_per_thread_count(script)
     assert out[0] == out[1]
     assert out[0][1], "sample 5 drawn alone differs from sample 5 of the batch"
 

@@ -12,7 +12,6 @@
   when simulated again; a budget stops it at exactly that many calls.
 """
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from circml.sizing import (ANNConfig, DiffusionMLPSizer, DiffusionSizer, Evoluti
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_diffusion_model import DIRECTIONS, HI, LO, U_TARGETS, _data, _perf, _u, _X  # noqa: E402
 
-from _cbuild import exe_fixture  # noqa: E402
+from _cbuild import exe_fixture, json_per_thread_count  # noqa: E402
 SOURCES = ["csrc/tests/test_mlp_grad.c", "csrc/nn/mlp.c", "csrc/diffusion/model.c", "csrc/diffusion/schedule.c",
            "csrc/nn/transformer.c", "csrc/nn/ops.c", "csrc/nn/gemm.c", "csrc/util/status.c"]
 
@@ -185,12 +184,7 @@ def test_dm_mlp_training_does_not_depend_on_thread_count():
         la = [_core.mlp_train_step(a, y, x0, 1e-3, 0.9, 0.999, 1e-8, 1e-4, s).hex() for s in range(4)]
         print(json.dumps([losses, la, hashlib.sha256(xs.tobytes()).hexdigest()]))
     """)
-    out = []
-    for threads in ("1", "2"):
-        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                           env=dict(os.environ, OMP_NUM_THREADS=threads))
-        assert r.returncode == 0, r.stderr[-3000:]
-        out.append(json.loads(r.stdout))
+    out = json_per_thread_count(script)
     assert out[0] == out[1]
 
 
