@@ -73,6 +73,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _timing import time_alternating
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -188,21 +189,6 @@ def train_flops(R, **shape):
 
 
 # -- timing ----------------------------------------------------------------------------------
-def time_alternating(fns: dict, repeats: int, warmup: int = 1) -> dict:
-    """Wall and CPU (all threads of this process) seconds of each call, contenders alternating."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    times = {k: {"wall": [], "cpu": []} for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t, c = time.perf_counter(), time.process_time()
-            f()
-            times[k]["cpu"].append(time.process_time() - c)
-            times[k]["wall"].append(time.perf_counter() - t)
-    return times
-
-
 CORE_PEAK = {}   # the 1-thread fp32 peak, filled by main()
 
 
@@ -440,7 +426,6 @@ def main(argv=None) -> dict:
     if a.wait_policy != "inherit":
         os.environ["OMP_WAIT_POLICY"] = a.wait_policy
     import torch
-    from circml import _core
     res = {"cpu": cpu_info(), "threads": a.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
            "load_average_at_start": os.getloadavg(), "torch": torch.__version__, "python": platform.python_version(),
            "cflags": sysconfig.get_config_var("CFLAGS") and "-O3 (setup.py)", "shapes": {}}

@@ -56,6 +56,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _timing import time_alternating
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -174,21 +175,6 @@ class TorchStep:
         return loss.item()
 
 
-def time_alternating(fns: dict, repeats: int, warmup: int = 2) -> dict:
-    """Wall and CPU seconds of each step, the steps of the contenders alternating."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    times = {k: {"wall": [], "cpu": []} for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t, c = time.perf_counter(), time.process_time()
-            f()
-            times[k]["cpu"].append(time.process_time() - c)
-            times[k]["wall"].append(time.perf_counter() - t)
-    return times
-
-
 def batch_info(b) -> dict:
     g = b.graph
     n_circ = len(set(b.base.tolist()))
@@ -214,7 +200,7 @@ def worker(sizes, repeats: int, threads: int) -> dict:
         if twin_mod is not None:
             fns["pytorch"] = TorchStep(twin_mod, b, edge_batch, **cfg)
         # a small step takes milliseconds: many more repeats cost nothing and steady the median
-        times = time_alternating(fns, repeats if size == "dice" else max(repeats, 40))
+        times = time_alternating(fns, repeats if size == "dice" else max(repeats, 40), warmup=2)
         row = {"config": cfg, "batch": batch_info(b),
                "dense_gflop_per_step": {"circml": dense_flops(b, edge_batch, **cfg, grouped=True) / 1e9,
                                         "same_work": dense_flops(b, edge_batch, **cfg, grouped=False) / 1e9}}
