@@ -168,22 +168,7 @@ static const cm_circuit *get_circuit(PyObject *ccap) {
     return PyCapsule_GetPointer(ccap, "circml.circuit");
 }
 
-/* The circuit capsule and cards of a call, rendered with the GIL released; NULL with an
- * exception set. */
-static char *render_args(PyObject *ccap, Py_buffer *cards, size_t *n) {
-    const cm_circuit *c = get_circuit(ccap);
-    char *full = NULL;
-    if (c) {
-        Py_BEGIN_ALLOW_THREADS
-        full = render_circuit(c, cards->buf, (size_t)cards->len, n);
-        Py_END_ALLOW_THREADS
-        if (!full) PyErr_NoMemory();
-    }
-    PyBuffer_Release(cards);
-    return full;
-}
-
-/* render(circuit, analysis_cards) -> bytes: what simulate_circuit would send to ngspice. Sweeps
+/* render(circuit, analysis_cards) -> bytes: the netlist ngspice receives for a circuit. Sweeps
  * render a chunk's netlists first and simulate them back to back (warm caches). */
 static PyObject *py_spice_render(PyObject *self, PyObject *args) {
     (void)self;
@@ -191,27 +176,17 @@ static PyObject *py_spice_render(PyObject *self, PyObject *args) {
     Py_buffer cards;
     size_t n = 0;
     if (!PyArg_ParseTuple(args, "Os*", &ccap, &cards)) return NULL;
-    char *full = render_args(ccap, &cards, &n);
+    const cm_circuit *c = get_circuit(ccap);
+    char *full = NULL;
+    if (c) {
+        Py_BEGIN_ALLOW_THREADS
+        full = render_circuit(c, cards.buf, (size_t)cards.len, &n);
+        Py_END_ALLOW_THREADS
+        if (!full) PyErr_NoMemory();
+    }
+    PyBuffer_Release(&cards);
     if (!full) return NULL;
     PyObject *r = PyBytes_FromStringAndSize(full, (Py_ssize_t)n);
-    free(full);
-    return r;
-}
-
-/* simulate_circuit(handle, circuit, analyses, timeout=0): the circuit is written straight into
- * ngspice's input with the analysis cards before .end: no Python strings. */
-static PyObject *py_spice_simulate_circuit(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *cap, *ccap;
-    Py_buffer cards;
-    double timeout = 0;
-    size_t n = 0;
-    if (!PyArg_ParseTuple(args, "OOs*|d", &cap, &ccap, &cards, &timeout)) return NULL;
-    cm_spice *s = get_spice(cap);
-    if (!s) { PyBuffer_Release(&cards); return NULL; }
-    char *full = render_args(ccap, &cards, &n);
-    if (!full) return NULL;
-    PyObject *r = simulate_text(s, full, n, timeout);
     free(full);
     return r;
 }
@@ -277,10 +252,8 @@ static PyMethodDef spice_methods[] = {
     {"spice_close", py_spice_close, METH_O, "spice_close(handle): release ngspice"},
     {"spice_simulate", py_spice_simulate, METH_VARARGS,
      "spice_simulate(handle, netlist, timeout=0) -> ({plot: {vector: array}}, output)"},
-    {"spice_simulate_circuit", py_spice_simulate_circuit, METH_VARARGS,
-     "spice_simulate_circuit(handle, circuit, analysis_cards, timeout=0) -> ({plot: {vector: array}}, output)"},
     {"spice_render", py_spice_render, METH_VARARGS,
-     "spice_render(circuit, analysis_cards) -> bytes: the netlist spice_simulate_circuit would send"},
+     "spice_render(circuit, analysis_cards) -> bytes: the netlist ngspice receives for the circuit"},
     {"spice_command", py_spice_command, METH_VARARGS, "spice_command(handle, command) -> output"},
     {"spice_is_dead", py_spice_is_dead, METH_O, "whether ngspice exited fatally"},
     {NULL, NULL, 0, NULL}};
