@@ -272,56 +272,63 @@ typedef void (*fkern_fn)(int64_t, const float *, const float *, float *, int64_t
 #define FROW(R) {fkern_##R##_1, fkern_##R##_2, fkern_##R##_3, fkern_##R##_4}
 static const fkern_fn FKERNELS[MR][4] = {FROW(1), FROW(2), FROW(3), FROW(4), FROW(5), FROW(6)};
 
-static void f32_packed_kernel(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
-                              const float *res, int relu, int64_t M) {
-    const int64_t nb = (M + MR - 1) / MR;
-#ifdef _OPENMP
-    const int par = nb >= 16 && !omp_in_parallel();
-#endif
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t i = 0; i < nb; i++) {
-        const int64_t m0 = i * MR;
-        const int mr = (int)(M - m0 < MR ? M - m0 : MR);
-        for (int64_t p = 0; p < pw->panels; p++) {
-            const int64_t c0 = p * PANEL;
-            const int ncols = (int)(pw->N - c0 < PANEL ? pw->N - c0 : PANEL);
-            FKERNELS[mr - 1][(ncols + 15) / 16 - 1](pw->K, inp + m0 * pw->K, pw->wf + p * pw->K * PANEL,
-                                                    out + m0 * pw->N + c0, pw->N, bias ? bias + c0 : NULL, ncols,
-                                                    res ? res + m0 * pw->N + c0 : NULL, relu);
-        }
-    }
-}
-
-static void linear_packed_kernel(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
-                                 const float *res, int relu, int64_t M) {
-    const int64_t nb = (M + MR - 1) / MR;
-#ifdef _OPENMP
-    const int par = nb >= 16 && !omp_in_parallel();
-#endif
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t i = 0; i < nb; i++) {
-        const int64_t m0 = i * MR;
-        row_block(out, inp, pw, bias, res, relu, m0, (int)(M - m0 < MR ? M - m0 : MR));
+/* One MR-row block of an fp32 packed product, all panels. */
+static void f32_row_block(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias,
+                          const float *res, int relu, int64_t m0, int mr) {
+    for (int64_t p = 0; p < pw->panels; p++) {
+        const int64_t c0 = p * PANEL;
+        const int ncols = (int)(pw->N - c0 < PANEL ? pw->N - c0 : PANEL);
+        FKERNELS[mr - 1][(ncols + 15) / 16 - 1](pw->K, inp + m0 * pw->K, pw->wf + p * pw->K * PANEL,
+                                                out + m0 * pw->N + c0, pw->N, bias ? bias + c0 : NULL, ncols,
+                                                res ? res + m0 * pw->N + c0 : NULL, relu);
     }
 }
 #endif
 
-/* Threads a packed product of M rows runs on (the kernels' OpenMP condition), for the profile. */
+/* Whether a packed product of M rows runs on a thread team (enough MR-row blocks, and not
+ * already inside one): the kernels' OpenMP condition, and the profile's thread count. */
+static int packed_parallel(int64_t M) {
+#ifdef _OPENMP
+    return (M + MR - 1) / MR >= 16 && !omp_in_parallel();
+#else
+    (void)M;
+    return 0;
+#endif
+}
+
 static int packed_threads(int64_t M) {
 #ifdef _OPENMP
-    return (M + MR - 1) / MR >= 16 && !omp_in_parallel() ? omp_get_max_threads() : 1;
+    return packed_parallel(M) ? omp_get_max_threads() : 1;
 #else
     (void)M;
     return 1;
 #endif
 }
 
+#ifdef HAVE_BF16_KERNEL
+typedef void (*row_block_fn)(float *, const float *, const gemm_bf16_weight *, const float *, const float *, int,
+                             int64_t, int);
+
+/* A packed product, MR-row blocks handed out statically (the same rows per thread each time). */
+static void packed_rows(row_block_fn block, float *out, const float *inp, const gemm_bf16_weight *pw,
+                        const float *bias, const float *res, int relu, int64_t M) {
+    const int64_t nb = (M + MR - 1) / MR;
+    const int par = packed_parallel(M);
+    (void)par;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t i = 0; i < nb; i++) {
+        const int64_t m0 = i * MR;
+        block(out, inp, pw, bias, res, relu, m0, (int)(M - m0 < MR ? M - m0 : MR));
+    }
+}
+#endif
+
 void gemm_f32_linear(float *out, const float *inp, const gemm_bf16_weight *pw, const float *bias, int64_t M) {
     const int prof = gemm_profile_on();
     gemm_prof_mark pm;
     if (prof) gemm_profile_start(&pm);
 #ifdef HAVE_BF16_KERNEL
-    if (gemm_f32_packed_available()) f32_packed_kernel(out, inp, pw, bias, NULL, 0, M);
+    if (gemm_f32_packed_available()) packed_rows(f32_row_block, out, inp, pw, bias, NULL, 0, M);
     else
 #endif
         f32_packed_plain(out, inp, pw, bias, M);
@@ -333,7 +340,7 @@ void gemm_bf16_linear(float *out, const float *inp, const gemm_bf16_weight *pw, 
     gemm_prof_mark pm;
     if (prof) gemm_profile_start(&pm);
 #ifdef HAVE_BF16_KERNEL
-    if (gemm_bf16_available() && pw->kp <= KP_MAX) linear_packed_kernel(out, inp, pw, bias, NULL, 0, M);
+    if (gemm_bf16_available() && pw->kp <= KP_MAX) packed_rows(row_block, out, inp, pw, bias, NULL, 0, M);
     else
 #endif
         linear_packed_plain(out, inp, pw, bias, M);
@@ -416,8 +423,7 @@ int gemm_bf16_linear_hook_ex(float *out, const float *inp, const float *W, const
     const int prof = gemm_profile_on();
     gemm_prof_mark pm;
     if (prof) gemm_profile_start(&pm);
-    if (c->bf16) linear_packed_kernel(out, inp, pw, bias, res, relu, M);
-    else f32_packed_kernel(out, inp, pw, bias, res, relu, M);
+    packed_rows(c->bf16 ? row_block : f32_row_block, out, inp, pw, bias, res, relu, M);
     if (prof)
         gemm_profile_stop(c->bf16 ? GEMM_PROF_LINEAR_BF16 : GEMM_PROF_LINEAR_FP32, 2.0 * (double)M * (double)N * (double)K,
                           packed_threads(M), &pm);
