@@ -218,7 +218,7 @@ class Simulator:
         again). Sweeps render a
         chunk's netlists, simulate them back to back, then measure: each phase then runs
         with warm caches (interleaved, the interpreter's and ngspice's working sets evict
-        each other: ~0.3 ms more per point of a 1.6 ms OTA simulation, measured)."""
+        each other: ~0.2 ms more per point of a 1.6 ms OTA simulation, measured)."""
         t = self.timeout if timeout == -1.0 else timeout
         self._ensure_open()
         try:
