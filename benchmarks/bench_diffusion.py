@@ -58,6 +58,7 @@ Writes benchmarks/results/bench_diffusion.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -69,7 +70,6 @@ import sys
 import sysconfig
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,44 +87,15 @@ TRAIN_BATCH, DROPOUT = 256, 0.1
 
 # -- the PyTorch twin ------------------------------------------------------------------------
 def make_twin(torch, D, P, S, C, NH, F, L, dropout):
-    nn = torch.nn
-
-    class Twin(nn.Module):
-        """nn.Transformer(norm_first=True) plus the C model's embeddings; names = the C table's."""
-
-        def __init__(self):
-            super().__init__()
-            self.D, self.S, self.C = D, S, C
-            self.x_embed, self.y_embed = nn.Linear(D, D * C), nn.Linear(P, S * C)
-            self.null_cond = nn.Parameter(torch.zeros(S, C))
-            self.t_embed = nn.Module()
-            self.t_embed.linear_1, self.t_embed.linear_2 = nn.Linear(C, C), nn.Linear(C, C)
-            self.act = nn.ReLU()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.transformer = nn.Transformer(C, NH, L, L, F, dropout, "relu", batch_first=True, norm_first=True)
-            # the C blocks drop out only inside the MLP (after the activation): remove the others
-            for layer in list(self.transformer.encoder.layers) + list(self.transformer.decoder.layers):
-                for name in ("dropout1", "dropout2", "dropout3"):
-                    if hasattr(layer, name):
-                        setattr(layer, name, nn.Identity())
-                layer.self_attn.dropout = 0.0
-                if hasattr(layer, "multihead_attn"):
-                    layer.multihead_attn.dropout = 0.0
-            self.out = nn.Linear(C, 1)
-            half = C // 2
-            self.register_buffer("freqs", torch.exp(-math.log(10000.0) * torch.arange(half) / half), persistent=False)
-
-        def forward(self, xt, t, y, drop):
-            B, C = xt.shape[0], self.C
-            arg = t.to(xt.dtype)[:, None] * self.freqs[None]
-            temb = self.t_embed.linear_2(self.act(self.t_embed.linear_1(torch.cat([arg.cos(), arg.sin()], 1))))
-            ye = self.y_embed(y).view(B, self.S, C)
-            ye = torch.where(drop[:, None, None], self.null_cond[None], ye)
-            h0 = self.x_embed(xt).view(B, self.D, C)
-            return self.out(self.transformer(ye + temb[:, None, :], h0)).squeeze(-1)
-
-    return Twin()
+    """The C model in PyTorch, from tests/test_diffusion_model.py (one definition of the twin)."""
+    spec = importlib.util.spec_from_file_location("diffusion_twin", ROOT / "tests" / "test_diffusion_model.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "tests"))   # the test module imports its helpers (_cbuild) from there
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    return mod.twin_class(torch)(D, P, S, C, NH, F, L, "relu", dropout)
 
 
 def load_c_params(torch, twin, model):

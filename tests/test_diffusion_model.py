@@ -80,14 +80,15 @@ def test_float_library_does_not_depend_on_thread_count(tmp_path):
 
 
 # -- the PyTorch twin ------------------------------------------------------------------------
-def _twin_class():
-    torch = pytest.importorskip("torch")
+def twin_class(torch):
+    """The C model written in PyTorch: ``Twin(D, P, S, C, NH, F, L, act="relu", dropout=0.0)``,
+    nn.Transformer(norm_first=True) plus the embeddings, parameter names = the C table's. The C
+    blocks drop out only inside the MLP (after the activation), so the twin's other dropouts are
+    removed. Also used by tests/test_gemm_bf16.py and benchmarks/bench_diffusion.py."""
     nn = torch.nn
 
     class Twin(nn.Module):
-        """The same model in PyTorch: parameter names are the C table's."""
-
-        def __init__(self, D, P, S, C, NH, F, L, act):
+        def __init__(self, D, P, S, C, NH, F, L, act="relu", dropout=0.0):
             super().__init__()
             self.D, self.S, self.C = D, S, C
             self.x_embed, self.y_embed = nn.Linear(D, D * C), nn.Linear(P, S * C)
@@ -97,14 +98,23 @@ def _twin_class():
             self.act = nn.ReLU() if act == "relu" else nn.GELU()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")   # nested tensors are off with norm_first: fine
-                self.transformer = nn.Transformer(C, NH, L, L, F, 0.0, act, batch_first=True, norm_first=True)
+                self.transformer = nn.Transformer(C, NH, L, L, F, dropout, act, batch_first=True, norm_first=True)
+            for layer in list(self.transformer.encoder.layers) + list(self.transformer.decoder.layers):
+                for name in ("dropout1", "dropout2", "dropout3"):
+                    if hasattr(layer, name):
+                        setattr(layer, name, nn.Identity())
+                layer.self_attn.dropout = 0.0
+                if hasattr(layer, "multihead_attn"):
+                    layer.multihead_attn.dropout = 0.0
             self.out = nn.Linear(C, 1)
+            # diffusers' Timesteps(C, flip_sin_to_cos=True, downscale_freq_shift=0)
+            half = C // 2
+            self.register_buffer("freqs", torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64)
+                                                    / half).to(torch.get_default_dtype()), persistent=False)
 
         def forward(self, xt, t, y, drop):
-            B, C, half = xt.shape[0], self.C, self.C // 2
-            # diffusers' Timesteps(C, flip_sin_to_cos=True, downscale_freq_shift=0)
-            freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=xt.dtype) / half)
-            arg = t.to(xt.dtype)[:, None] * freqs[None]
+            B, C = xt.shape[0], self.C
+            arg = t.to(xt.dtype)[:, None] * self.freqs[None]
             temb = self.t_embed.linear_2(self.act(self.t_embed.linear_1(torch.cat([arg.cos(), arg.sin()], 1))))
             ye = self.y_embed(y).view(B, self.S, C)
             ye = torch.where(drop[:, None, None], self.null_cond[None], ye)
@@ -112,6 +122,10 @@ def _twin_class():
             return self.out(self.transformer(ye + temb[:, None, :], h0)).squeeze(-1)
 
     return Twin
+
+
+def _twin_class():
+    return twin_class(pytest.importorskip("torch"))
 
 
 @pytest.mark.parametrize("act,B", [("relu", 6), ("gelu", 6), ("relu", 75)])
