@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import _core
 from ..spice.pool import SimulationPool
-from .diffusion import (DiffusionSizer, MinMaxScale, PolynomialExpansion, SizerConfig, Standardize, _as_matrix,
+from .diffusion import (DiffusionSizer, MinMaxScale, SizerConfig, Standardize, _LearnedSizer, _progress,
                         parse_directions)
 
 __all__ = ["MLPSizerConfig", "DiffusionMLPSizer", "ANNConfig", "InverseANNSizer", "EvolutionarySizer",
@@ -94,16 +94,6 @@ def _restore(s, h: dict, z: Dict[str, np.ndarray], adam_step):
     return s
 
 
-def _progress(enabled: bool, total: int, desc: str, unit: str):
-    if not enabled or not total:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit=unit)
-
-
 def _targets(targets, m: int) -> Tuple[np.ndarray, bool]:
     T = np.asarray(targets, np.float64)
     single = T.ndim == 1
@@ -156,22 +146,14 @@ class DiffusionMLPSizer(DiffusionSizer):
 
     FORMAT = "circml.sizing.diffusion_mlp"
 
+    _config_class = MLPSizerConfig
+
     def __init__(self, config: Optional[SizerConfig] = None, seed: int = 0, **overrides):
         if config is not None and not isinstance(config, SizerConfig):
             raise TypeError(f"config must be a SizerConfig or MLPSizerConfig, got {type(config).__name__}")
-        known = {f.name for f in fields(MLPSizerConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(f"unknown MLPSizerConfig field(s) {unknown}; known: {sorted(known)}")
-        super().__init__(None, seed=seed)
-        if config is None:
-            base = MLPSizerConfig()
-        elif isinstance(config, MLPSizerConfig):
-            base = config
-        else:
-            base = MLPSizerConfig(**asdict(config))
-        self.config = replace(base, **overrides)
-        self._poly = PolynomialExpansion(self.config.poly_degree)
+        if config is not None and not isinstance(config, MLPSizerConfig):
+            config = MLPSizerConfig(**asdict(config))   # a plain SizerConfig: the MLP's defaults added
+        super().__init__(config, seed=seed, **overrides)
 
     def _build(self, D: int, M: int) -> None:
         c = self.config
@@ -258,7 +240,7 @@ class ANNConfig:
             raise ValueError("ANNConfig.augment, relax, epochs and spread must not be negative")
 
 
-class InverseANNSizer:
+class InverseANNSizer(_LearnedSizer):
     """The inverse ANN of Lourenço et al.: an MLP from performances to sizes.
 
     Inputs are the condition features of :class:`DiffusionSizer` (performances standardised,
@@ -278,63 +260,12 @@ class InverseANNSizer:
 
     FORMAT = "circml.sizing.inverse_ann"
 
-    def __init__(self, config: Optional[ANNConfig] = None, seed: int = 0, **overrides):
-        if config is not None and not isinstance(config, ANNConfig):
-            raise TypeError(f"config must be an ANNConfig, got {type(config).__name__}")
-        known = {f.name for f in fields(ANNConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(f"unknown ANNConfig field(s) {unknown}; known: {sorted(known)}")
-        self.config = replace(config or ANNConfig(), **overrides)
-        self.seed = int(seed)
-        self.history: Dict[str, List[float]] = {"train_loss": []}
-        self.epochs_trained = self.steps_trained = 0
-        self.size_names: Optional[List[str]] = None
-        self.metric_names: Optional[List[str]] = None
-        self.directions: Optional[List[float]] = None
-        self.fit_time = 0.0
-        self._model = None
-        self._arrays: Dict = {}
-        self._x_scale: Optional[MinMaxScale] = None
-        self._y_std: Optional[Standardize] = None
-        self._f_std: Optional[Standardize] = None
-        self._poly = PolynomialExpansion(self.config.poly_degree)
-
-    @property
-    def fitted(self) -> bool:
-        return self._model is not None
-
-    @property
-    def n_sizes(self) -> int:
-        return 0 if self._x_scale is None else int(self._x_scale.lo.size)
-
-    @property
-    def n_metrics(self) -> int:
-        return 0 if self._y_std is None else int(self._y_std.mean.size)
-
-    @property
-    def num_parameters(self) -> int:
-        return int(self._arrays["params"].size) if self.fitted else 0
-
-    @property
-    def ranges(self) -> np.ndarray:
-        self._require_fitted()
-        return np.stack([self._x_scale.lo, self._x_scale.hi], axis=1)
-
-    def _require_fitted(self):
-        if not self.fitted:
-            raise RuntimeError("this InverseANNSizer is not fitted: call fit(X, Y) or InverseANNSizer.load(path)")
+    _config_class = ANNConfig
 
     def _build(self, D: int, M: int) -> None:
         P = len(self._poly.terms(M))
         self._model = _core.mlp_init([P, *self.config.hidden, D], self.config.dropout, self.seed & (2**64 - 1))
         self._arrays = _core.mlp_arrays(self._model)
-
-    condition = DiffusionSizer.condition
-    _prepare = DiffusionSizer._prepare
-    _log_metrics = DiffusionSizer._log_metrics
-    _clip_metrics = DiffusionSizer._clip_metrics
-    _lr = DiffusionSizer._lr
 
     def fit(self, X, Y, ranges=None, directions: Optional[Sequence] = None, epochs: Optional[int] = None,
             val_fraction: float = 0.0, progress: bool = True) -> "InverseANNSizer":
@@ -342,78 +273,21 @@ class InverseANNSizer:
         :meth:`DiffusionSizer.fit`'s. ``history`` gets ``train_loss`` (and ``val_loss``, ``lr``)
         per epoch: the MSE on normalised sizes."""
         c = self.config
-        X, xnames = _as_matrix(X, "X")
-        Y, ynames = _as_matrix(Y, "Y")
-        if len(X) != len(Y):
-            raise ValueError(f"X has {len(X)} designs but Y has {len(Y)} rows")
-        if len(X) < 2:
-            raise ValueError(f"fit needs at least 2 designs, got {len(X)}")
-        D, M = X.shape[1], Y.shape[1]
-        if ranges is None:
-            lo, hi = X.min(axis=0), X.max(axis=0)
-        else:
-            r = np.asarray(ranges, np.float64)
-            if r.shape != (D, 2):
-                raise ValueError(f"ranges must have shape ({D}, 2) (a lower and an upper bound per size), got {r.shape}")
-            lo, hi = r[:, 0], r[:, 1]
-        self._x_scale = MinMaxScale(lo, hi, log=c.log_sizes)
-        outside = np.flatnonzero(((X < lo) | (X > hi)).any(axis=0))
-        if outside.size:
-            raise ValueError(f"X has values outside ranges in column(s) {outside.tolist()}")
-        sign = parse_directions(directions) if directions is not None else np.zeros(M)
-        if sign.size != M:
-            raise ValueError(f"directions has {sign.size} entries for {M} performance columns")
-        self.directions = sign.tolist()
-        self.size_names, self.metric_names = xnames, ynames
-        rng = np.random.default_rng(self.seed)
-        val_idx, train_idx = np.zeros(0, np.int64), np.arange(len(X))
-        if val_fraction:
-            if not 0.0 < val_fraction < 1.0:
-                raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-            perm = rng.permutation(len(X))
-            k = max(1, int(round(val_fraction * len(X))))
-            val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
-        Xa, Ya = self._prepare(X[train_idx], Y[train_idx], sign, rng)
+        X, Y, Xa, Ya, val_idx, rng = self._fit_data(X, Y, ranges, directions, val_fraction)
         x_in = self.condition(Ya)
         target = self._x_scale.transform(Xa).astype(np.float32)
-        self._build(D, M)
-        self.history = {"train_loss": []}
-        self.epochs_trained = self.steps_trained = 0
-        if val_idx.size:
-            self.history["val_loss"] = []
-            vx, vt = self.condition(Y[val_idx]), self._x_scale.transform(X[val_idx])
-        epochs = c.epochs if epochs is None else int(epochs)
-        if epochs < 0:
-            raise ValueError(f"epochs must not be negative, got {epochs}")
-        n, bs = len(x_in), c.batch_size
-        total = epochs * ((n + bs - 1) // bs)
-        bar = _progress(progress, epochs, "InverseANNSizer", "epoch")
-        t0 = time.perf_counter()
+        self._build(X.shape[1], Y.shape[1])
         seed = self.seed & (2**64 - 1)
-        try:
-            for _ in range(epochs):
-                order = rng.permutation(n)
-                losses, weights = [], []
-                for s in range(0, n, bs):
-                    idx = order[s:s + bs]
-                    lr = self._lr(self.steps_trained, total)
-                    losses.append(_core.mlp_train_step(self._model, x_in[idx], target[idx], lr, 0.9, 0.999, 1e-8,
-                                                       c.weight_decay, (seed + self.steps_trained) & (2**64 - 1)))
-                    weights.append(len(idx))
-                    self.steps_trained += 1
-                logs = {"train_loss": float(np.average(losses, weights=weights)), "lr": lr}
-                if val_idx.size:
-                    logs["val_loss"] = float(np.mean((_core.mlp_predict(self._model, vx) - vt) ** 2))
-                for k, v in logs.items():
-                    self.history.setdefault(k, []).append(float(v))
-                self.epochs_trained += 1
-                if bar is not None:
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
-                    bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
-        self.fit_time = time.perf_counter() - t0
+
+        def step(idx: np.ndarray, lr: float) -> float:
+            return _core.mlp_train_step(self._model, x_in[idx], target[idx], lr, 0.9, 0.999, 1e-8, c.weight_decay,
+                                        (seed + self.steps_trained) & (2**64 - 1))
+
+        val_loss = None
+        if val_idx.size:
+            vx, vt = self.condition(Y[val_idx]), self._x_scale.transform(X[val_idx])
+            val_loss = lambda: float(np.mean((_core.mlp_predict(self._model, vx) - vt) ** 2))   # noqa: E731
+        self._train(len(x_in), epochs, step, rng, val_loss, progress=progress)
         return self
 
     def predict(self, targets, clip_to_ranges: bool = True) -> np.ndarray:

@@ -343,30 +343,35 @@ def _log_metrics(Y: np.ndarray, log_metrics) -> np.ndarray:
     return Y
 
 
-# -- the estimator ---------------------------------------------------------------------------
-class DiffusionSizer:
-    """Conditional diffusion transformer that maps performance targets to sizing vectors.
+# -- what the learned sizers share ------------------------------------------------------------
+def _progress(enabled: bool, total: int, desc: str, unit: str):
+    """A tqdm bar of ``total`` steps, or None (disabled, nothing to do, or tqdm missing)."""
+    if not enabled or not total:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit=unit)
 
-    Args:
-        config: a :class:`SizerConfig`; keyword arguments override its fields.
-        seed: initialisation, augmentation, shuffling and training draws. Two sizers with the same
-            config and seed fitted on the same data give the same losses and samples, with any
-            number of OpenMP threads.
 
-    Example:
-        >>> sizer = DiffusionSizer()                          # the default (small) model
-        >>> sizer = DiffusionSizer(SizerConfig.paper())       # the paper's N = 8, T = 1000
-        >>> sizer = DiffusionSizer(blocks=8)                  # the paper's model size, default training
-    """
+class _LearnedSizer:
+    """What :class:`DiffusionSizer` (and DM-MLP) and the inverse ANN share: the config with keyword
+    overrides, the fitted state's properties, the data checks, hold-out and preprocessing of
+    ``fit`` (so every learned sizer sees the same data), the learning-rate schedule and the epoch
+    loop. Subclasses set ``_config_class`` and define ``_build``."""
 
-    def __init__(self, config: Optional[SizerConfig] = None, seed: int = 0, **overrides):
-        if config is not None and not isinstance(config, SizerConfig):
-            raise TypeError(f"config must be a SizerConfig, got {type(config).__name__}")
-        known = {f.name for f in fields(SizerConfig)}
+    _config_class: type = type(None)
+
+    def __init__(self, config=None, seed: int = 0, **overrides):
+        cls = self._config_class
+        if config is not None and not isinstance(config, cls):
+            raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise TypeError(f"unknown SizerConfig field(s) {unknown}; known: {sorted(known)}")
-        self.config = replace(config or SizerConfig(), **overrides)
+            raise TypeError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+        self.config = replace(config or cls(), **overrides)
         self.seed = int(seed)
         self.history: Dict[str, List[float]] = {"train_loss": []}
         self.epochs_trained = 0
@@ -407,37 +412,8 @@ class DiffusionSizer:
 
     def _require_fitted(self):
         if not self.fitted:
-            raise RuntimeError("this DiffusionSizer is not fitted: call fit(X, Y) or DiffusionSizer.load(path)")
-
-    def _build(self, D: int, M: int) -> None:
-        c = self.config
-        P = len(self._poly.terms(M))
-        S = int(c.cond_tokens) if c.cond_tokens is not None else M
-        self._model = _core.diffusion_init(D, P, S, c.channels, c.heads, c.ff, c.blocks, c.blocks, c.timesteps,
-                                           c.zero_terminal_snr, _ACTIVATIONS[c.activation], c.dropout,
-                                           self.seed & (2**64 - 1))
-        self._arrays = _core.diffusion_arrays(self._model)
-
-    def state_dict(self) -> Dict[str, np.ndarray]:
-        """Named copies of every parameter tensor, shaped as the PyTorch twin's."""
-        self._require_fitted()
-        out, off, p = {}, 0, self._arrays["params"]
-        for name, shape in self._arrays["tensors"]:
-            k = int(np.prod(shape))
-            out[name] = p[off:off + k].reshape(shape).copy()
-            off += k
-        return out
-
-    def load_state_dict(self, state: Dict[str, np.ndarray]) -> None:
-        """Copy parameters in (names and shapes must match)."""
-        self._require_fitted()
-        off, p = 0, self._arrays["params"]
-        for name, shape in self._arrays["tensors"]:
-            k = int(np.prod(shape))
-            if name not in state or np.asarray(state[name]).size != k:
-                raise ValueError(f"state lacks {name!r} of shape {tuple(shape)}")
-            p[off:off + k] = np.asarray(state[name], np.float32).ravel()
-            off += k
+            name = type(self).__name__
+            raise RuntimeError(f"this {name} is not fitted: call fit(X, Y) or {name}.load(path)")
 
     # -- preprocessing -----------------------------------------------------------------
     def condition(self, targets: np.ndarray, shift: Optional[np.ndarray] = None) -> np.ndarray:
@@ -516,6 +492,144 @@ class DiffusionSizer:
         f = (step - warm) / (total - warm - 1)
         return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(f, 1.0))))
 
+    def _fit_data(self, X, Y, ranges, directions, val_fraction: float):
+        """``fit``'s common part: checks ``X``, ``Y``, ``ranges`` and ``directions``, fits the size
+        scaling, holds out ``val_fraction`` of the designs (before augmenting, so no copy of a
+        validation design is trained on) and prepares the rest (:meth:`_prepare`). Returns
+        ``(X, Y, Xa, Ya, val_idx, rng)``: the checked data, the augmented training set in
+        physical units, the held-out rows and the generator that goes on to shuffle the epochs."""
+        c = self.config
+        X, xnames = _as_matrix(X, "X")
+        Y, ynames = _as_matrix(Y, "Y")
+        if len(X) != len(Y):
+            raise ValueError(f"X has {len(X)} designs but Y has {len(Y)} rows")
+        if len(X) < 2:
+            raise ValueError(f"fit needs at least 2 designs, got {len(X)}")
+        D, M = X.shape[1], Y.shape[1]
+        if ranges is None:
+            lo, hi = X.min(axis=0), X.max(axis=0)
+        else:
+            r = np.asarray(ranges, np.float64)
+            if r.shape != (D, 2):
+                raise ValueError(f"ranges must have shape ({D}, 2) (a lower and an upper bound per size), got {r.shape}")
+            lo, hi = r[:, 0], r[:, 1]
+        self._x_scale = MinMaxScale(lo, hi, log=c.log_sizes)
+        outside = np.flatnonzero(((X < lo) | (X > hi)).any(axis=0))
+        if outside.size:
+            raise ValueError(f"X has values outside ranges in column(s) {outside.tolist()}")
+        sign = parse_directions(directions) if directions is not None else np.zeros(M)
+        if sign.size != M:
+            raise ValueError(f"directions has {sign.size} entries for {M} performance columns")
+        self.directions = sign.tolist()
+        self.size_names, self.metric_names = xnames, ynames
+        rng = np.random.default_rng(self.seed)
+        val_idx, train_idx = np.zeros(0, np.int64), np.arange(len(X))
+        if val_fraction:
+            if not 0.0 < val_fraction < 1.0:
+                raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+            perm = rng.permutation(len(X))
+            k = max(1, int(round(val_fraction * len(X))))
+            val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
+        Xa, Ya = self._prepare(X[train_idx], Y[train_idx], sign, rng)
+        return X, Y, Xa, Ya, val_idx, rng
+
+    def _train(self, n: int, epochs: Optional[int], step: Callable[[np.ndarray, float], float],
+               rng: np.random.Generator, val_loss: Optional[Callable[[], float]] = None,
+               callbacks: Sequence["Callback"] = (), progress: bool = True) -> None:
+        """The epoch loop over ``n`` training rows: each epoch shuffles them (``rng``) into
+        batches of ``config.batch_size`` and calls ``step(rows, lr) -> loss`` per batch; logs the
+        batch-size-weighted mean loss, the last ``lr`` and ``val_loss()`` into ``history``; stops
+        early when a callback ``(sizer, epoch, logs)`` returns true."""
+        c = self.config
+        self.history = {"train_loss": []}
+        self.epochs_trained = self.steps_trained = 0
+        if val_loss is not None:
+            self.history["val_loss"] = []
+        epochs = c.epochs if epochs is None else int(epochs)
+        if epochs < 0:
+            raise ValueError(f"epochs must not be negative, got {epochs}")
+        bs = c.batch_size
+        total = epochs * ((n + bs - 1) // bs)
+        bar = _progress(progress, epochs, type(self).__name__, "epoch")
+        t0 = time.perf_counter()
+        try:
+            for epoch in range(epochs):
+                order = rng.permutation(n)
+                losses, weights = [], []
+                for s in range(0, n, bs):
+                    idx = order[s:s + bs]
+                    lr = self._lr(self.steps_trained, total)
+                    losses.append(step(idx, lr))
+                    weights.append(len(idx))
+                    self.steps_trained += 1
+                logs = {"train_loss": float(np.average(losses, weights=weights)), "lr": lr}
+                if val_loss is not None:
+                    logs["val_loss"] = val_loss()
+                stop = False
+                for cb in callbacks:
+                    stop = bool(cb(self, epoch, logs)) or stop
+                for k, v in logs.items():
+                    self.history.setdefault(k, []).append(float(v))
+                self.epochs_trained += 1
+                if bar is not None:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+                    bar.update(1)
+                if stop:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        self.fit_time = time.perf_counter() - t0
+
+
+# -- the estimator ---------------------------------------------------------------------------
+class DiffusionSizer(_LearnedSizer):
+    """Conditional diffusion transformer that maps performance targets to sizing vectors.
+
+    Args:
+        config: a :class:`SizerConfig`; keyword arguments override its fields.
+        seed: initialisation, augmentation, shuffling and training draws. Two sizers with the same
+            config and seed fitted on the same data give the same losses and samples, with any
+            number of OpenMP threads.
+
+    Example:
+        >>> sizer = DiffusionSizer()                          # the default (small) model
+        >>> sizer = DiffusionSizer(SizerConfig.paper())       # the paper's N = 8, T = 1000
+        >>> sizer = DiffusionSizer(blocks=8)                  # the paper's model size, default training
+    """
+
+    _config_class = SizerConfig
+
+    def _build(self, D: int, M: int) -> None:
+        c = self.config
+        P = len(self._poly.terms(M))
+        S = int(c.cond_tokens) if c.cond_tokens is not None else M
+        self._model = _core.diffusion_init(D, P, S, c.channels, c.heads, c.ff, c.blocks, c.blocks, c.timesteps,
+                                           c.zero_terminal_snr, _ACTIVATIONS[c.activation], c.dropout,
+                                           self.seed & (2**64 - 1))
+        self._arrays = _core.diffusion_arrays(self._model)
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Named copies of every parameter tensor, shaped as the PyTorch twin's."""
+        self._require_fitted()
+        out, off, p = {}, 0, self._arrays["params"]
+        for name, shape in self._arrays["tensors"]:
+            k = int(np.prod(shape))
+            out[name] = p[off:off + k].reshape(shape).copy()
+            off += k
+        return out
+
+    def load_state_dict(self, state: Dict[str, np.ndarray]) -> None:
+        """Copy parameters in (names and shapes must match)."""
+        self._require_fitted()
+        off, p = 0, self._arrays["params"]
+        for name, shape in self._arrays["tensors"]:
+            k = int(np.prod(shape))
+            if name not in state or np.asarray(state[name]).size != k:
+                raise ValueError(f"state lacks {name!r} of shape {tuple(shape)}")
+            p[off:off + k] = np.asarray(state[name], np.float32).ravel()
+            off += k
+
     def _val_loss(self, x0: np.ndarray, cond: np.ndarray) -> float:
         """The v-loss on held-out rows with fixed draws (t, noise), evaluation mode."""
         rng = np.random.default_rng(self.seed + 99991)
@@ -555,95 +669,21 @@ class DiffusionSizer:
             >>> sizer.fit(X, Y, ranges=testbench_ranges, directions=["<=", "<=", ">=", ">="])  # doctest: +SKIP
         """
         c = self.config
-        X, xnames = _as_matrix(X, "X")
-        Y, ynames = _as_matrix(Y, "Y")
-        if len(X) != len(Y):
-            raise ValueError(f"X has {len(X)} designs but Y has {len(Y)} rows")
-        if len(X) < 2:
-            raise ValueError(f"fit needs at least 2 designs, got {len(X)}")
-        D, M = X.shape[1], Y.shape[1]
-        if ranges is None:
-            lo, hi = X.min(axis=0), X.max(axis=0)
-        else:
-            r = np.asarray(ranges, np.float64)
-            if r.shape != (D, 2):
-                raise ValueError(f"ranges must have shape ({D}, 2) (a lower and an upper bound per size), got {r.shape}")
-            lo, hi = r[:, 0], r[:, 1]
-        self._x_scale = MinMaxScale(lo, hi, log=c.log_sizes)
-        outside = np.flatnonzero(((X < lo) | (X > hi)).any(axis=0))
-        if outside.size:
-            raise ValueError(f"X has values outside ranges in column(s) {outside.tolist()}")
-        sign = parse_directions(directions) if directions is not None else np.zeros(M)
-        if sign.size != M:
-            raise ValueError(f"directions has {sign.size} entries for {M} performance columns")
-        self.directions = sign.tolist()
-        self.size_names, self.metric_names = xnames, ynames
-        rng = np.random.default_rng(self.seed)
-        # hold out designs before augmenting, so no copy of a validation design is trained on
-        val_idx = np.zeros(0, np.int64)
-        train_idx = np.arange(len(X))
-        if val_fraction:
-            if not 0.0 < val_fraction < 1.0:
-                raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-            perm = rng.permutation(len(X))
-            k = max(1, int(round(val_fraction * len(X))))
-            val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
-        Xa, Ya = self._prepare(X[train_idx], Y[train_idx], sign, rng)
+        X, Y, Xa, Ya, val_idx, rng = self._fit_data(X, Y, ranges, directions, val_fraction)
         x0 = self._x_scale.transform(Xa).astype(np.float32)
         cond = self.condition(Ya)
-        self._build(D, M)
-        self.history = {"train_loss": []}
-        self.epochs_trained = self.steps_trained = 0
-        if val_idx.size:
-            self.history["val_loss"] = []
-            vx0 = self._x_scale.transform(X[val_idx])
-            vcond = self.condition(Y[val_idx])
-        epochs = c.epochs if epochs is None else int(epochs)
-        if epochs < 0:
-            raise ValueError(f"epochs must not be negative, got {epochs}")
-        n, bs = len(x0), c.batch_size
-        steps_per_epoch = (n + bs - 1) // bs
-        total = epochs * steps_per_epoch
-        bar = None
-        if progress and epochs:
-            try:
-                from tqdm.auto import tqdm
-                bar = tqdm(total=epochs, desc="DiffusionSizer", unit="epoch")
-            except ImportError:
-                bar = None
-        t0 = time.perf_counter()
+        self._build(X.shape[1], Y.shape[1])
         seed = self.seed & (2**64 - 1)
-        try:
-            for epoch in range(epochs):
-                order = rng.permutation(n)
-                losses, weights = [], []
-                for s in range(0, n, bs):
-                    idx = order[s:s + bs]
-                    lr = self._lr(self.steps_trained, total)
-                    loss = _core.diffusion_train_step(self._model, x0[idx], cond[idx], lr, 0.9, 0.999, 1e-8,
-                                                      c.weight_decay, c.p_uncond, c.max_grad_norm, seed,
-                                                      self.steps_trained)
-                    self.steps_trained += 1
-                    losses.append(loss)
-                    weights.append(len(idx))
-                logs = {"train_loss": float(np.average(losses, weights=weights)), "lr": lr}
-                if val_idx.size:
-                    logs["val_loss"] = self._val_loss(vx0, vcond)
-                stop = False
-                for cb in callbacks:
-                    stop = bool(cb(self, epoch, logs)) or stop
-                for k, v in logs.items():
-                    self.history.setdefault(k, []).append(float(v))
-                self.epochs_trained += 1
-                if bar is not None:
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
-                    bar.update(1)
-                if stop:
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
-        self.fit_time = time.perf_counter() - t0
+
+        def step(idx: np.ndarray, lr: float) -> float:
+            return _core.diffusion_train_step(self._model, x0[idx], cond[idx], lr, 0.9, 0.999, 1e-8, c.weight_decay,
+                                              c.p_uncond, c.max_grad_norm, seed, self.steps_trained)
+
+        val_loss = None
+        if val_idx.size:
+            vx0, vcond = self._x_scale.transform(X[val_idx]), self.condition(Y[val_idx])
+            val_loss = lambda: self._val_loss(vx0, vcond)   # noqa: E731
+        self._train(len(x0), epochs, step, rng, val_loss, callbacks, progress)
         return self
 
     # -- sampling ------------------------------------------------------------------------
