@@ -575,16 +575,63 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_heads_avx512(f
             for (int g = 0; g < nh; g++) att_values(o + g * hs, pt[g], inv[g], v + g * hs, tq, 1, S, hs, ldkv, C);
     }
 }
-/* Attention of up to 16 (batch row, head) pairs at once, one pair per lane, for heads of 16
- * channels and at most ATT_PAIRS_SMAX keys: every operation is then vertical over the 16 pairs
- * (no padding of short sequences, no lane reductions, long independent chains), at the price of
- * transposing q, k, v and out between rows and lanes (16 x 16 in registers). Lanes past np
- * compute on zeros and are never stored. Per pair: k and v of all keys transposed into
- * kt[s][16 channels], vt[s][16]; then per query t: q transposed into 16 registers, the scores
- * sc[s] = scale * (sum of even channels + sum of odd channels) (two FMA chains each, keys four at
- * a time), the softmax over keys in order (max; e = exp; sum), out = (1 / sum) * sum_s e[s] vt[s]
- * (s in order), transposed back to the pairs' rows. Each lane's arithmetic is its pair's alone,
- * so results do not depend on which pairs share a group, the batch or the thread count. */
+/* 2^x for the pairs kernel's softmax: n = round(x), f = x - n in [-1/2, 1/2], 2^f by a degree-6
+ * polynomial fitted for relative error on [-1/2, 1/2] (within ~0.7 ulp in float), times 2^n by
+ * vscalefps, which is exact and goes to 0 (through the denormals) for very negative x, so no
+ * clamp is needed. 10 operations where exp512 takes 15. */
+__attribute__((target("avx512f,avx512dq"), always_inline)) static inline __m512 exp2_512(__m512 x) {
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(1.5353361959569156e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3398873852565885e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6184369176626205e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503323674201965e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022647738456726e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718246459961e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+#define ATT_PAIRS_PBUF 512   /* score vectors of the pairs kernel's query chunk (queries x keys) */
+#define ATT_PAIRS_TBUF 32    /* queries per chunk at most */
+
+/* out rows [tq, tq + NQ) of the pairs in lanes l .. l + NP - 1 (NP <= 2, so 2 x NQ independent
+ * accumulator chains) with the channels in the lanes: out[t] = (sum_s e[t][s] v[s], s in
+ * order) * inv[t], e and inv broadcast from their pair's lane. */
+__attribute__((target("avx512f,avx512dq"), always_inline)) static inline void pairs_values(
+    float *const *ob, const float *const *vb, const float *e, const float *inv, int l, const int NP, int tq,
+    const int NQ, int S, int C, int ldkv) {
+    __m512 acc[2][8];
+    for (int u = 0; u < NP; u++) {
+        const __m512 v0 = _mm512_loadu_ps(vb[l + u]);
+        for (int i = 0; i < NQ; i++) acc[u][i] = _mm512_mul_ps(_mm512_set1_ps(e[(tq + i) * S * 16 + l + u]), v0);
+    }
+    for (int s = 1; s < S; s++)
+        for (int u = 0; u < NP; u++) {
+            const __m512 vs = _mm512_loadu_ps(vb[l + u] + (int64_t)s * ldkv);
+            for (int i = 0; i < NQ; i++)
+                acc[u][i] = _mm512_fmadd_ps(_mm512_set1_ps(e[((tq + i) * S + s) * 16 + l + u]), vs, acc[u][i]);
+        }
+    for (int u = 0; u < NP; u++)
+        for (int i = 0; i < NQ; i++)
+            _mm512_storeu_ps(ob[l + u] + (int64_t)(tq + i) * C,
+                             _mm512_mul_ps(acc[u][i], _mm512_set1_ps(inv[(tq + i) * 16 + l + u])));
+}
+
+/* Attention of up to 16 (batch row, head) pairs at once, for heads of 16 channels and at most
+ * ATT_PAIRS_SMAX keys (the paper's shapes: a few to a few tens of tokens, where padding keys to
+ * whole vectors and reducing across lanes would cost more than the products). The scores and
+ * the softmax run with one pair per lane, every operation vertical over the 16 pairs (no
+ * padding, no lane reductions); k of all keys is transposed once into kt[s][16 channels] and q
+ * query by query into 16 registers (16 x 16 transposes in registers). The queries run in chunks,
+ * phase by phase so that each phase's independent chains overlap: (1) raw scores d[t][s] = (sum
+ * of even channels) + (sum of odd channels) (two FMA chains each, keys four at a time) into
+ * e[t][s] and the max m[t]; (2) e = 2^(c2 d - c2 m) with c2 = log2(e) / sqrt(hs), i.e.
+ * exp((d - m) / sqrt(hs)), and inv = 1 / sum_s e (s in order); (3) out row by row with the
+ * channels in the lanes, v and out read and written in place (no transposes): out[t] = (sum_s
+ * e[t][s] v[s]) * inv[t]. Lanes past np compute on zeros and are never stored. Each pair's
+ * arithmetic is its own, so results do not depend on which pairs share a group, the chunking,
+ * the batch or the thread count. */
 __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(float *out, float *att, const float *q,
                                                                                 const float *k, const float *v,
                                                                                 int64_t p0, int np, int T, int S, int C,
@@ -601,78 +648,102 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
         ob[l] = out + b * T * C + h * 16;
         ab[l] = p * T * S;
     }
-    __m512 kt[ATT_PAIRS_SMAX * 16], vt[ATT_PAIRS_SMAX * 16], sc[ATT_PAIRS_SMAX];
+    __m512 kt[ATT_PAIRS_SMAX * 16], mx[ATT_PAIRS_TBUF];
+    float e[ATT_PAIRS_PBUF * 16] __attribute__((aligned(64)));
+    float inv[ATT_PAIRS_TBUF * 16] __attribute__((aligned(64)));
     for (int s = 0; s < S; s++) {
-        __m512 r[16], u[16];
+        __m512 r[16];
         if (np == 16)
-            for (int l = 0; l < 16; l++) {
-                r[l] = _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv);
-                u[l] = _mm512_loadu_ps(vb[l] + (int64_t)s * ldkv);
-            }
+            for (int l = 0; l < 16; l++) r[l] = _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv);
         else
-            for (int l = 0; l < 16; l++) {
-                r[l] = l < np ? _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
-                u[l] = l < np ? _mm512_loadu_ps(vb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
-            }
+            for (int l = 0; l < 16; l++) r[l] = l < np ? _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
         tr16x16(r);
-        tr16x16(u);
-        for (int j = 0; j < 16; j++) { kt[s * 16 + j] = r[j]; vt[s * 16 + j] = u[j]; }
+        for (int j = 0; j < 16; j++) kt[s * 16 + j] = r[j];
     }
-    const __m512 vscale = _mm512_set1_ps(scale);
-    for (int t = 0; t < T; t++) {
-        __m512 qv[16];
-        if (np == 16)
-            for (int l = 0; l < 16; l++) qv[l] = _mm512_loadu_ps(qb[l] + (int64_t)t * ldq);
-        else
-            for (int l = 0; l < 16; l++) qv[l] = l < np ? _mm512_loadu_ps(qb[l] + (int64_t)t * ldq) : _mm512_setzero_ps();
-        tr16x16(qv);
-        __m512 mx = _mm512_set1_ps(-INFINITY);
-        int s = 0;
-        for (; s + 4 <= S; s += 4) {
-            __m512 ae[4], ao[4];
-            for (int r = 0; r < 4; r++) ae[r] = ao[r] = _mm512_setzero_ps();
-            for (int j = 0; j < 16; j += 2)
+    const __m512 c2 = _mm512_set1_ps(scale * 1.44269504088896341f);
+    const int chunk = ATT_PAIRS_PBUF / S < ATT_PAIRS_TBUF ? ATT_PAIRS_PBUF / S : ATT_PAIRS_TBUF;
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        const int nt = T - t0 < chunk ? T - t0 : chunk;
+        /* (1) raw scores */
+        for (int t = 0; t < nt; t++) {
+            __m512 qv[16];
+            if (np == 16)
+                for (int l = 0; l < 16; l++) qv[l] = _mm512_loadu_ps(qb[l] + (int64_t)(t0 + t) * ldq);
+            else
+                for (int l = 0; l < 16; l++)
+                    qv[l] = l < np ? _mm512_loadu_ps(qb[l] + (int64_t)(t0 + t) * ldq) : _mm512_setzero_ps();
+            tr16x16(qv);
+            float *et = e + (int64_t)t * S * 16;
+            __m512 m = _mm512_set1_ps(-INFINITY);
+            int s = 0;
+            for (; s + 4 <= S; s += 4) {
+                __m512 ae[4], ao[4];
+                for (int r = 0; r < 4; r++) ae[r] = ao[r] = _mm512_setzero_ps();
+                for (int j = 0; j < 16; j += 2)
+                    for (int r = 0; r < 4; r++) {
+                        ae[r] = _mm512_fmadd_ps(qv[j], kt[(s + r) * 16 + j], ae[r]);
+                        ao[r] = _mm512_fmadd_ps(qv[j + 1], kt[(s + r) * 16 + j + 1], ao[r]);
+                    }
                 for (int r = 0; r < 4; r++) {
-                    ae[r] = _mm512_fmadd_ps(qv[j], kt[(s + r) * 16 + j], ae[r]);
-                    ao[r] = _mm512_fmadd_ps(qv[j + 1], kt[(s + r) * 16 + j + 1], ao[r]);
+                    const __m512 d = _mm512_add_ps(ae[r], ao[r]);
+                    m = _mm512_max_ps(m, d);
+                    _mm512_store_ps(et + (s + r) * 16, d);
                 }
-            for (int r = 0; r < 4; r++) {
-                sc[s + r] = _mm512_mul_ps(_mm512_add_ps(ae[r], ao[r]), vscale);
-                mx = _mm512_max_ps(mx, sc[s + r]);
+            }
+            for (; s < S; s++) {
+                __m512 ae = _mm512_setzero_ps(), ao = _mm512_setzero_ps();
+                for (int j = 0; j < 16; j += 2) {
+                    ae = _mm512_fmadd_ps(qv[j], kt[s * 16 + j], ae);
+                    ao = _mm512_fmadd_ps(qv[j + 1], kt[s * 16 + j + 1], ao);
+                }
+                const __m512 d = _mm512_add_ps(ae, ao);
+                m = _mm512_max_ps(m, d);
+                _mm512_store_ps(et + s * 16, d);
+            }
+            mx[t] = m;
+        }
+        /* (2) the softmax's exponentials and 1 / sum */
+        for (int t = 0; t < nt; t++) {
+            float *et = e + (int64_t)t * S * 16;
+            const __m512 mc = _mm512_mul_ps(mx[t], c2);
+            __m512 sum = _mm512_setzero_ps();
+            for (int s = 0; s < S; s++) {
+                const __m512 x = exp2_512(_mm512_fmsub_ps(_mm512_load_ps(et + s * 16), c2, mc));
+                sum = _mm512_add_ps(sum, x);
+                _mm512_store_ps(et + s * 16, x);
+            }
+            const __m512 iv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
+            _mm512_store_ps(inv + t * 16, iv);
+            if (att) {   /* the probabilities for backward */
+                float pr[16] __attribute__((aligned(64)));
+                for (int s = 0; s < S; s++) {
+                    _mm512_store_ps(pr, _mm512_mul_ps(_mm512_load_ps(et + s * 16), iv));
+                    for (int l = 0; l < np; l++) att[ab[l] + (int64_t)(t0 + t) * S + s] = pr[l];
+                }
             }
         }
-        for (; s < S; s++) {
-            __m512 ae = _mm512_setzero_ps(), ao = _mm512_setzero_ps();
-            for (int j = 0; j < 16; j += 2) {
-                ae = _mm512_fmadd_ps(qv[j], kt[s * 16 + j], ae);
-                ao = _mm512_fmadd_ps(qv[j + 1], kt[s * 16 + j + 1], ao);
+        /* (3) out, two pairs at a time, queries split evenly into blocks of at most 8 */
+        float *o[16];
+        for (int l = 0; l < 16; l++) o[l] = ob[l] + (int64_t)t0 * C;
+        const int nb = (nt + 7) / 8, base = nt / nb, extra = nt % nb;
+        for (int l = 0; l < np; l += 2)
+            for (int i = 0, tq = 0; i < nb; i++) {
+                const int n = base + (i < extra);
+#define ATT_PV(NQ) (l + 1 < np ? pairs_values(o, vb, e, inv, l, 2, tq, NQ, S, C, ldkv) \
+                               : pairs_values(o, vb, e, inv, l, 1, tq, NQ, S, C, ldkv))
+                switch (n) {
+                    case 8: ATT_PV(8); break;
+                    case 7: ATT_PV(7); break;
+                    case 6: ATT_PV(6); break;
+                    case 5: ATT_PV(5); break;
+                    case 4: ATT_PV(4); break;
+                    case 3: ATT_PV(3); break;
+                    case 2: ATT_PV(2); break;
+                    default: ATT_PV(1); break;
+                }
+#undef ATT_PV
+                tq += n;
             }
-            sc[s] = _mm512_mul_ps(_mm512_add_ps(ae, ao), vscale);
-            mx = _mm512_max_ps(mx, sc[s]);
-        }
-        __m512 sum = _mm512_setzero_ps();
-        for (s = 0; s < S; s++) {
-            sc[s] = exp512(_mm512_sub_ps(sc[s], mx));
-            sum = _mm512_add_ps(sum, sc[s]);
-        }
-        const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
-        __m512 o[16];
-        for (int j = 0; j < 16; j++) o[j] = _mm512_setzero_ps();
-        for (s = 0; s < S; s++)
-            for (int j = 0; j < 16; j++) o[j] = _mm512_fmadd_ps(sc[s], vt[s * 16 + j], o[j]);
-        for (int j = 0; j < 16; j++) o[j] = _mm512_mul_ps(o[j], inv);
-        tr16x16(o);
-        if (np == 16)
-            for (int l = 0; l < 16; l++) _mm512_storeu_ps(ob[l] + (int64_t)t * C, o[l]);
-        else
-            for (int l = 0; l < np; l++) _mm512_storeu_ps(ob[l] + (int64_t)t * C, o[l]);
-        if (att) {   /* the probabilities for backward */
-            float pr[16] __attribute__((aligned(64)));
-            for (s = 0; s < S; s++) {
-                _mm512_store_ps(pr, _mm512_mul_ps(sc[s], inv));
-                for (int l = 0; l < np; l++) att[ab[l] + (int64_t)t * S + s] = pr[l];
-            }
-        }
     }
 }
 #define HAVE_ATT_AVX512 1

@@ -200,6 +200,9 @@ int main(int argc, char **argv) {
         {3, 17, 17, 64, 4, 1},  {3, 17, 4, 64, 4, 0},  {5, 4, 4, 64, 4, 1},   {2, 1, 1, 16, 1, 1},
         {2, 1, 5, 16, 1, 0},    {2, 16, 16, 64, 4, 1}, {2, 33, 20, 128, 4, 0}, {2, 9, 300, 64, 1, 0},
         {2, 17, 17, 48, 3, 1},  {2, 9, 9, 40, 5, 1},   {1, 40, 13, 256, 4, 1}, {4, 7, 3, 32, 2, 0},
+        /* the pairs kernel (16-channel heads, <= 32 keys): queries in several chunks (70 x 20:
+         * 25 a chunk; 32 x 32: 16), an odd number of live pairs (5; 21 = 16 + 5) */
+        {3, 70, 20, 64, 4, 0},  {2, 32, 32, 32, 2, 1}, {5, 9, 7, 16, 1, 0},   {7, 13, 13, 48, 3, 1},
     };
     const gemm_isa isas[] = {GEMM_ISA_AVX512, GEMM_ISA_AVX2, GEMM_ISA_PORTABLE};
     for (int s = 0; s < 3; s++) {
