@@ -696,7 +696,7 @@ static void model_forward(const cm_diffusion *m, workspace *w, int64_t B, int tr
     }
     layernorm_forward(w->hn, w->hn_mean, w->hn_rstd, in, t[DM_DEC_LN_W], t[DM_DEC_LN_B], B * D, C);
     /* out[B,D] = Linear(C -> 1) per token */
-    linear_forward(w->out, w->hn, t[DM_OUT_W], t[DM_OUT_B], B * D, C, 1);
+    packed_linear_forward(w->out, w->hn, t[DM_OUT_W], t[DM_OUT_B], B * D, C, 1);
     w->B = B;
     w->trained = training;
 }

@@ -306,6 +306,35 @@ static int packed_threads(int64_t M) {
 }
 
 #ifdef HAVE_BF16_KERNEL
+/* fp32 out[M,N] for a narrow W (N < 16 columns: the diffusion model's C -> 1 output), W read in
+ * place (a 64-column panel would be mostly zeros): per element one dot product, k in 16 lane sums
+ * (k ascending in each lane, a masked tail), the lanes added by _mm512_reduce_add_ps (a fixed
+ * tree), then the packed kernel's epilogue (+ bias, relu, res +). Row by row, so a row's result
+ * does not depend on M or the thread count. */
+__attribute__((target("avx512f"))) static void f32_narrow(float *out, const float *inp, const float *W,
+                                                          const float *bias, const float *res, int relu, int64_t M,
+                                                          int64_t N, int64_t K) {
+    const int64_t k16 = K / 16 * 16;
+    const __mmask16 tail = (__mmask16)((1u << (K - k16)) - 1u);
+#pragma omp parallel for schedule(static) if (packed_parallel(M))
+    for (int64_t m = 0; m < M; m++) {
+        const float *x = inp + m * K;
+        for (int64_t n = 0; n < N; n++) {
+            const float *w = W + n * K;
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t k = 0; k < k16; k += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), _mm512_loadu_ps(w + k), acc);
+            if (tail) acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x + k16), _mm512_maskz_loadu_ps(tail, w + k16), acc);
+            float v = _mm512_reduce_add_ps(acc) + (bias ? bias[n] : 0.0f);
+            if (relu) v = v > 0.0f ? v : 0.0f;
+            if (res) v = res[m * N + n] + v;
+            out[m * N + n] = v;
+        }
+    }
+}
+#endif
+
+
+#ifdef HAVE_BF16_KERNEL
 typedef void (*row_block_fn)(float *, const float *, const gemm_bf16_weight *, const float *, const float *, int,
                              int64_t, int);
 
@@ -414,7 +443,16 @@ int gemm_bf16_linear_hook_ex(float *out, const float *inp, const float *W, const
                              int relu, int64_t M, int64_t K, int64_t N) {
 #ifdef HAVE_BF16_KERNEL
     bf16_cache *c = tls_cache;
-    if (!c || N < 16 || K < 1) return 0;
+    if (!c || N < 1 || K < 1) return 0;
+    if (N < 16) {   /* narrow: fp32 in either cache, W in place */
+        if (!gemm_f32_packed_available()) return 0;
+        const int prof = gemm_profile_on();
+        gemm_prof_mark pm;
+        if (prof) gemm_profile_start(&pm);
+        f32_narrow(out, inp, W, bias, res, relu, M, N, K);
+        if (prof) gemm_profile_stop(GEMM_PROF_LINEAR_FP32, 2.0 * (double)M * (double)N * (double)K, packed_threads(M), &pm);
+        return 1;
+    }
     if (c->bf16) {
         if (K < 8 || (K + 1) / 2 > KP_MAX || !gemm_bf16_available()) return 0;
     } else if (!gemm_f32_packed_available()) return 0;

@@ -85,7 +85,10 @@ int gemm_bf16_cache_begin(int bf16);
 void gemm_bf16_cache_end(void);
 /* out[M,N] = inp[M,K] @ W[N,K]^T + bias with the cache's packed W (packed on first use) if a
  * cache is open on this thread and its kernel runs here (returns 1); else does nothing and
- * returns 0. Narrow products (N < 16) and, in bf16, short sums (K < 8) decline too. */
+ * returns 0. In bf16, short sums (K < 8) decline too. Narrow products (N < 16, e.g. a C -> 1
+ * output layer) run in fp32 in either cache, W read in place (no panel): one dot product per
+ * element, k in 16 lane sums, the lanes added by a fixed tree; they decline where the fp32
+ * packed kernel would (gemm_f32_packed_available() == 0). */
 int gemm_bf16_linear_hook(float *out, const float *inp, const float *W, const float *bias, int64_t M, int64_t K,
                           int64_t N);
 /* The same with an epilogue fused into the product's stores (no extra pass over out):
