@@ -592,30 +592,42 @@ __attribute__((target("avx512f,avx512dq"), always_inline)) static inline __m512 
     return _mm512_scalef_ps(p, n);
 }
 
-#define ATT_PAIRS_PBUF 512   /* score vectors of the pairs kernel's query chunk (queries x keys) */
-#define ATT_PAIRS_TBUF 32    /* queries per chunk at most */
+#define ATT_PAIRS_PBUF 544   /* exponential vectors of the pairs kernel's query chunk (queries x keys) */
+#define ATT_PAIRS_TBUF 32    /* queries per chunk at most (even) */
 
-/* out rows [tq, tq + NQ) of the pairs in lanes l .. l + NP - 1 (NP <= 2, so 2 x NQ independent
- * accumulator chains) with the channels in the lanes: out[t] = (sum_s e[t][s] v[s], s in
- * order) * inv[t], e and inv broadcast from their pair's lane. */
-__attribute__((target("avx512f,avx512dq"), always_inline)) static inline void pairs_values(
-    float *const *ob, const float *const *vb, const float *e, const float *inv, int l, const int NP, int tq,
-    const int NQ, int S, int C, int ldkv) {
-    __m512 acc[2][8];
-    for (int u = 0; u < NP; u++) {
-        const __m512 v0 = _mm512_loadu_ps(vb[l + u]);
-        for (int i = 0; i < NQ; i++) acc[u][i] = _mm512_mul_ps(_mm512_set1_ps(e[(tq + i) * S * 16 + l + u]), v0);
-    }
-    for (int s = 1; s < S; s++)
-        for (int u = 0; u < NP; u++) {
-            const __m512 vs = _mm512_loadu_ps(vb[l + u] + (int64_t)s * ldkv);
-            for (int i = 0; i < NQ; i++)
-                acc[u][i] = _mm512_fmadd_ps(_mm512_set1_ps(e[((tq + i) * S + s) * 16 + l + u]), vs, acc[u][i]);
+/* Where pair lane l's (e[t], e[t+1]) sit in the interleaved layout of the pairs kernel's
+ * exponentials: vector t holds unpacklo(e[t], e[t+1]), vector t+1 unpackhi (float offsets from
+ * vector t). */
+static inline int pairs_ioff(int l) { return ((l & 3) >= 2 ? 16 : 0) + 4 * (l >> 2) + 2 * (l & 1); }
+
+/* out rows of NQP query pairs (t, t + 1) from tq of the pair in lane l, with the channels in the
+ * lanes: out[t] = (sum_s e[t][s] v[s], s in order) * inv[t]. One 64-bit broadcast of (e[t][s],
+ * e[t+1][s]) feeds two FMAs, one with v and one with v's neighbours swapped, so a1 holds out[t]'s
+ * even channels and out[t+1]'s odd ones, a2 the rest; a blend puts them back. */
+__attribute__((target("avx512f,avx512dq"), always_inline)) static inline void pairs_values2(
+    float *o, const float *vb, const float *e, const float *inv, int l, int tq, const int NQP, int S, int C, int ldkv,
+    int NTP) {
+    __m512 a1[8], a2[8];
+    const int off = pairs_ioff(l);
+    for (int i = 0; i < NQP; i++) a1[i] = a2[i] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int s = 0; s < S; s++) {
+        const __m512 v = _mm512_loadu_ps(vb + (int64_t)s * ldkv), vs = _mm512_permute_ps(v, 0xB1);
+        const float *es = e + ((int64_t)s * NTP + tq) * 16 + off;
+        for (int i = 0; i < NQP; i++) {
+            const __m512 b = _mm512_broadcast_f32x2(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(es + i * 32))));
+            a1[i] = _mm512_fmadd_ps(b, v, a1[i]);
+            a2[i] = _mm512_fmadd_ps(b, vs, a2[i]);
         }
-    for (int u = 0; u < NP; u++)
-        for (int i = 0; i < NQ; i++)
-            _mm512_storeu_ps(ob[l + u] + (int64_t)(tq + i) * C,
-                             _mm512_mul_ps(acc[u][i], _mm512_set1_ps(inv[(tq + i) * 16 + l + u])));
+    }
+    for (int i = 0; i < NQP; i++) {
+        const __m512 sw = _mm512_permute_ps(a2[i], 0xB1);
+        const int t = tq + 2 * i;
+        _mm512_storeu_ps(o + (int64_t)t * C,
+                         _mm512_mul_ps(_mm512_mask_blend_ps(0xAAAA, a1[i], sw), _mm512_set1_ps(inv[t * 16 + l])));
+        _mm512_storeu_ps(o + (int64_t)(t + 1) * C,
+                         _mm512_mul_ps(_mm512_mask_blend_ps(0xAAAA, sw, a1[i]), _mm512_set1_ps(inv[(t + 1) * 16 + l])));
+    }
 }
 
 /* Attention of up to 16 (batch row, head) pairs at once, for heads of 16 channels and at most
@@ -625,13 +637,14 @@ __attribute__((target("avx512f,avx512dq"), always_inline)) static inline void pa
  * padding, no lane reductions); k of all keys is transposed once into kt[s][16 channels] and q
  * query by query into 16 registers (16 x 16 transposes in registers). The queries run in chunks,
  * phase by phase so that each phase's independent chains overlap: (1) raw scores d[t][s] = (sum
- * of even channels) + (sum of odd channels) (two FMA chains each, keys four at a time) into
- * e[t][s] and the max m[t]; (2) e = 2^(c2 d - c2 m) with c2 = log2(e) / sqrt(hs), i.e.
- * exp((d - m) / sqrt(hs)), and inv = 1 / sum_s e (s in order); (3) out row by row with the
- * channels in the lanes, v and out read and written in place (no transposes): out[t] = (sum_s
- * e[t][s] v[s]) * inv[t]. Lanes past np compute on zeros and are never stored. Each pair's
- * arithmetic is its own, so results do not depend on which pairs share a group, the chunking,
- * the batch or the thread count. */
+ * of even channels) + (sum of odd channels) (two FMA chains each, keys four at a time) and the
+ * max m[t]; (2) e = 2^(c2 d - c2 m) with c2 = log2(e) / sqrt(hs), i.e. exp((d - m) / sqrt(hs)),
+ * and inv = 1 / sum_s e (s in order), the e of queries t, t + 1 stored interleaved; (3) out row
+ * by row with the channels in the lanes, v and out read and written in place (no transposes):
+ * out[t] = (sum_s e[t][s] v[s]) * inv[t], queries two at a time (pairs_values2; a last odd one
+ * alone). Lanes past np compute on zeros and are never stored. Each pair's arithmetic is its
+ * own, so results do not depend on which pairs share a group, the chunking, the batch or the
+ * thread count. */
 __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(float *out, float *att, const float *q,
                                                                                 const float *k, const float *v,
                                                                                 int64_t p0, int np, int T, int S, int C,
@@ -651,9 +664,16 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
     __m512 kt[ATT_PAIRS_SMAX * 16], mx[ATT_PAIRS_TBUF];
     float e[ATT_PAIRS_PBUF * 16] __attribute__((aligned(64)));
     float inv[ATT_PAIRS_TBUF * 16] __attribute__((aligned(64)));
+    /* four heads of four whole batch rows (the paper's shape): each lane's row from one of four
+     * row pointers and a constant head offset, not from a table of sixteen pointers */
+    const int four = NH == 4 && np == 16;
+    const int64_t rsq = (int64_t)T * ldq, rskv = (int64_t)S * ldkv;
     for (int s = 0; s < S; s++) {
         __m512 r[16];
-        if (np == 16)
+        if (four) {
+            const float *a = k + (p0 / 4) * rskv + (int64_t)s * ldkv;
+            for (int l = 0; l < 16; l++) r[l] = _mm512_loadu_ps(a + (l >> 2) * rskv + (l & 3) * 16);
+        } else if (np == 16)
             for (int l = 0; l < 16; l++) r[l] = _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv);
         else
             for (int l = 0; l < 16; l++) r[l] = l < np ? _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
@@ -661,19 +681,21 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
         for (int j = 0; j < 16; j++) kt[s * 16 + j] = r[j];
     }
     const __m512 c2 = _mm512_set1_ps(scale * 1.44269504088896341f);
-    const int chunk = ATT_PAIRS_PBUF / S < ATT_PAIRS_TBUF ? ATT_PAIRS_PBUF / S : ATT_PAIRS_TBUF;
+    const int chunk = (ATT_PAIRS_PBUF / S < ATT_PAIRS_TBUF ? ATT_PAIRS_PBUF / S : ATT_PAIRS_TBUF) & ~1;
     for (int t0 = 0; t0 < T; t0 += chunk) {
-        const int nt = T - t0 < chunk ? T - t0 : chunk;
+        const int nt = T - t0 < chunk ? T - t0 : chunk, NTP = (nt + 1) & ~1;   /* e[s][NTP queries][16] */
         /* (1) raw scores */
         for (int t = 0; t < nt; t++) {
             __m512 qv[16];
-            if (np == 16)
+            if (four) {
+                const float *a = q + (p0 / 4) * rsq + (int64_t)(t0 + t) * ldq;
+                for (int l = 0; l < 16; l++) qv[l] = _mm512_loadu_ps(a + (l >> 2) * rsq + (l & 3) * 16);
+            } else if (np == 16)
                 for (int l = 0; l < 16; l++) qv[l] = _mm512_loadu_ps(qb[l] + (int64_t)(t0 + t) * ldq);
             else
                 for (int l = 0; l < 16; l++)
                     qv[l] = l < np ? _mm512_loadu_ps(qb[l] + (int64_t)(t0 + t) * ldq) : _mm512_setzero_ps();
             tr16x16(qv);
-            float *et = e + (int64_t)t * S * 16;
             __m512 m = _mm512_set1_ps(-INFINITY);
             int s = 0;
             for (; s + 4 <= S; s += 4) {
@@ -687,7 +709,7 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
                 for (int r = 0; r < 4; r++) {
                     const __m512 d = _mm512_add_ps(ae[r], ao[r]);
                     m = _mm512_max_ps(m, d);
-                    _mm512_store_ps(et + (s + r) * 16, d);
+                    _mm512_store_ps(e + ((int64_t)(s + r) * NTP + t) * 16, d);
                 }
             }
             for (; s < S; s++) {
@@ -698,52 +720,73 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
                 }
                 const __m512 d = _mm512_add_ps(ae, ao);
                 m = _mm512_max_ps(m, d);
-                _mm512_store_ps(et + s * 16, d);
+                _mm512_store_ps(e + ((int64_t)s * NTP + t) * 16, d);
             }
             mx[t] = m;
         }
-        /* (2) the softmax's exponentials and 1 / sum */
-        for (int t = 0; t < nt; t++) {
-            float *et = e + (int64_t)t * S * 16;
-            const __m512 mc = _mm512_mul_ps(mx[t], c2);
-            __m512 sum = _mm512_setzero_ps();
+        /* (2) the softmax's exponentials and 1 / sum, queries two at a time (a last odd one
+         * with zeros), stored interleaved */
+        for (int t = 0; t < nt; t += 2) {
+            const int two = t + 1 < nt;
+            const __m512 mc0 = _mm512_mul_ps(mx[t], c2), mc1 = two ? _mm512_mul_ps(mx[t + 1], c2) : mc0;
+            __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
             for (int s = 0; s < S; s++) {
-                const __m512 x = exp2_512(_mm512_fmsub_ps(_mm512_load_ps(et + s * 16), c2, mc));
-                sum = _mm512_add_ps(sum, x);
-                _mm512_store_ps(et + s * 16, x);
+                float *es = e + ((int64_t)s * NTP + t) * 16;
+                const __m512 x0 = exp2_512(_mm512_fmsub_ps(_mm512_load_ps(es), c2, mc0));
+                const __m512 x1 = two ? exp2_512(_mm512_fmsub_ps(_mm512_load_ps(es + 16), c2, mc1)) : _mm512_setzero_ps();
+                sum0 = _mm512_add_ps(sum0, x0);
+                sum1 = _mm512_add_ps(sum1, x1);
+                _mm512_store_ps(es, _mm512_unpacklo_ps(x0, x1));
+                _mm512_store_ps(es + 16, _mm512_unpackhi_ps(x0, x1));
             }
-            const __m512 iv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
-            _mm512_store_ps(inv + t * 16, iv);
-            if (att) {   /* the probabilities for backward */
-                float pr[16] __attribute__((aligned(64)));
-                for (int s = 0; s < S; s++) {
-                    _mm512_store_ps(pr, _mm512_mul_ps(_mm512_load_ps(et + s * 16), iv));
-                    for (int l = 0; l < np; l++) att[ab[l] + (int64_t)(t0 + t) * S + s] = pr[l];
-                }
-            }
+            _mm512_store_ps(inv + t * 16, _mm512_div_ps(_mm512_set1_ps(1.0f), sum0));
+            if (two) _mm512_store_ps(inv + (t + 1) * 16, _mm512_div_ps(_mm512_set1_ps(1.0f), sum1));
+            if (att)   /* the probabilities for backward */
+                for (int u = 0; u <= two; u++)
+                    for (int s = 0; s < S; s++)
+                        for (int l = 0; l < np; l++)
+                            att[ab[l] + (int64_t)(t0 + t + u) * S + s] =
+                                e[((int64_t)s * NTP + t) * 16 + pairs_ioff(l) + u] * inv[(t + u) * 16 + l];
         }
-        /* (3) out, two pairs at a time, queries split evenly into blocks of at most 8 */
-        float *o[16];
-        for (int l = 0; l < 16; l++) o[l] = ob[l] + (int64_t)t0 * C;
-        const int nb = (nt + 7) / 8, base = nt / nb, extra = nt % nb;
-        for (int l = 0; l < np; l += 2)
+        /* (3) out: per pair, query pairs in blocks of at most 8 (split evenly); then a last odd
+         * query of all pairs at once */
+        const int npr = nt / 2, nb = (npr + 7) / 8, base = nb ? npr / nb : 0, extra = nb ? npr % nb : 0;
+        for (int l = 0; l < np; l++) {
+            float *o = ob[l] + (int64_t)t0 * C;
             for (int i = 0, tq = 0; i < nb; i++) {
                 const int n = base + (i < extra);
-#define ATT_PV(NQ) (l + 1 < np ? pairs_values(o, vb, e, inv, l, 2, tq, NQ, S, C, ldkv) \
-                               : pairs_values(o, vb, e, inv, l, 1, tq, NQ, S, C, ldkv))
                 switch (n) {
-                    case 8: ATT_PV(8); break;
-                    case 7: ATT_PV(7); break;
-                    case 6: ATT_PV(6); break;
-                    case 5: ATT_PV(5); break;
-                    case 4: ATT_PV(4); break;
-                    case 3: ATT_PV(3); break;
-                    case 2: ATT_PV(2); break;
-                    default: ATT_PV(1); break;
+                    case 8: pairs_values2(o, vb[l], e, inv, l, tq, 8, S, C, ldkv, NTP); break;
+                    case 7: pairs_values2(o, vb[l], e, inv, l, tq, 7, S, C, ldkv, NTP); break;
+                    case 6: pairs_values2(o, vb[l], e, inv, l, tq, 6, S, C, ldkv, NTP); break;
+                    case 5: pairs_values2(o, vb[l], e, inv, l, tq, 5, S, C, ldkv, NTP); break;
+                    case 4: pairs_values2(o, vb[l], e, inv, l, tq, 4, S, C, ldkv, NTP); break;
+                    case 3: pairs_values2(o, vb[l], e, inv, l, tq, 3, S, C, ldkv, NTP); break;
+                    case 2: pairs_values2(o, vb[l], e, inv, l, tq, 2, S, C, ldkv, NTP); break;
+                    default: pairs_values2(o, vb[l], e, inv, l, tq, 1, S, C, ldkv, NTP); break;
                 }
-#undef ATT_PV
-                tq += n;
+                tq += 2 * n;
             }
+        }
+        if (nt & 1) {   /* the last odd query of every pair at once: np independent chains */
+            const int tq = nt - 1;
+            __m512 a[16];
+            for (int l = 0; l < 16; l++) a[l] = _mm512_setzero_ps();
+            for (int s = 0; s < S; s++) {
+                const float *es = e + ((int64_t)s * NTP + tq) * 16;
+                if (four) {
+                    const float *vs = v + (p0 / 4) * rskv + (int64_t)s * ldkv;
+                    for (int l = 0; l < 16; l++)
+                        a[l] = _mm512_fmadd_ps(_mm512_set1_ps(es[pairs_ioff(l)]),
+                                               _mm512_loadu_ps(vs + (l >> 2) * rskv + (l & 3) * 16), a[l]);
+                } else
+                    for (int l = 0; l < np; l++)
+                        a[l] = _mm512_fmadd_ps(_mm512_set1_ps(es[pairs_ioff(l)]), _mm512_loadu_ps(vb[l] + (int64_t)s * ldkv),
+                                               a[l]);
+            }
+            for (int l = 0; l < np; l++)
+                _mm512_storeu_ps(ob[l] + (int64_t)(t0 + tq) * C, _mm512_mul_ps(a[l], _mm512_set1_ps(inv[tq * 16 + l])));
+        }
     }
 }
 #define HAVE_ATT_AVX512 1
