@@ -994,14 +994,40 @@ cm_status cm_diffusion_train_step(cm_diffusion *m, double *loss, const real *x0,
 
 /* ---------------------------------------------------------------- sampling */
 
+/* Rows of one sampling forward at most: a chunk's guided batch runs through the model in
+ * sub-batches of this many rows or fewer (split evenly), so that a block's activations (about
+ * 4 KB a decoder row) stay in the core's cache from one layer to the next. Rows are independent,
+ * so the results are the same bits for any split. Paper shape, 1 thread, 100 designs (200 rows
+ * a step): inside the matmuls 83.5-84.4% of a core's peak in one forward of 200 rows, 85.7% in
+ * sub-batches of 40-48. */
+#define SAMPLE_SUB_ROWS 48
+
 /* Samples handled by one workspace: buffers for the guided batch of 2 ns rows. */
 typedef struct {
-    workspace w;
+    workspace w;                /* inputs and outputs of all the chunk's rows */
+    workspace sub;              /* activations of one sub-batch (unused when it is all the rows) */
     real *buf;                  /* x[ns,D], vg[ns,D] */
     int64_t n;                  /* samples in this chunk */
     int64_t first;              /* index of its first sample in the call */
     cm_status st;
 } chunk;
+
+/* The chunk's forward over its `rows` rows (inputs in ch->w), in sub-batches of ch->sub.cap rows
+ * when ch->sub is reserved; outputs in ch->w.out. */
+static void chunk_forward(const cm_diffusion *m, chunk *ch, int64_t rows) {
+    workspace *w = &ch->w, *s = &ch->sub;
+    if (!s->mem) { model_forward(m, w, rows, 0, 0); return; }
+    const int D = m->cfg.x_dim, P = m->cfg.y_dim;
+    for (int64_t r0 = 0; r0 < rows; r0 += s->cap) {
+        const int64_t rn = rows - r0 < s->cap ? rows - r0 : s->cap;
+        memcpy(s->xt, w->xt + r0 * D, sizeof(real) * (size_t)(rn * D));
+        memcpy(s->y, w->y + r0 * P, sizeof(real) * (size_t)(rn * P));
+        memcpy(s->t, w->t + r0, sizeof(int64_t) * (size_t)rn);
+        memcpy(s->drop, w->drop + r0, (size_t)rn);
+        model_forward(m, s, rn, 0, 0);
+        memcpy(w->out + r0 * D, s->out, sizeof(real) * (size_t)(rn * D));
+    }
+}
 
 static void sample_chunk(const cm_diffusion *m, chunk *ch, real *x, const real *y, const int64_t *ts,
                          const cm_sample_config *sc, int need_cond, int need_uncond, cm_error *err) {
@@ -1027,7 +1053,7 @@ static void sample_chunk(const cm_diffusion *m, chunk *ch, real *x, const real *
         for (int64_t r = 0; r < rows; r++) w->t[r] = t;
         for (int64_t k = 0; k < need_cond + need_uncond; k++)
             memcpy(w->xt + k * n * D, xc, sizeof(real) * (size_t)(n * D));
-        model_forward(m, w, rows, 0, 0);
+        chunk_forward(m, ch, rows);
         const real *v = w->out;
         if (need_cond && need_uncond) {
             if (sc->guidance == CM_GUIDE_UNCOND_WEIGHT) cfg_combine_uncond_weight(vg, w->out + n * D, w->out, n * D, sc->w);
@@ -1085,7 +1111,9 @@ cm_status cm_diffusion_sample(const cm_diffusion *m, real *x, const real *y, int
         chunk *ch = &chs[k];
         ch->first = n * k / nch;
         ch->n = n * (k + 1) / nch - ch->first;
-        if (ws_reserve(&ch->w, c, (need_cond + need_uncond) * ch->n, 0)) st = CM_ERR_NOMEM;
+        const int64_t rows = (need_cond + need_uncond) * ch->n, nsub = (rows + SAMPLE_SUB_ROWS - 1) / SAMPLE_SUB_ROWS;
+        if (ws_reserve(&ch->w, c, rows, 0)) st = CM_ERR_NOMEM;
+        if (nsub > 1 && ws_reserve(&ch->sub, c, (rows + nsub - 1) / nsub, 0)) st = CM_ERR_NOMEM;
         ch->buf = malloc(sizeof(real) * (size_t)(2 * ch->n * D));
         if (!ch->buf) st = CM_ERR_NOMEM;
     }
@@ -1110,7 +1138,7 @@ cm_status cm_diffusion_sample(const cm_diffusion *m, real *x, const real *y, int
             }
         free(errs);
     } else cm_error_set(err, CM_ERR_NOMEM, "", 0, "out of memory for sampling %lld designs", (long long)n);
-    for (int64_t k = 0; k < nch; k++) { ws_free(&chs[k].w); free(chs[k].buf); }
+    for (int64_t k = 0; k < nch; k++) { ws_free(&chs[k].w); ws_free(&chs[k].sub); free(chs[k].buf); }
     free(chs);
     free(ts);
     return st;
