@@ -322,8 +322,10 @@ __attribute__((target("avx512f"))) static void f32_narrow(float *out, const floa
         for (int64_t n = 0; n < N; n++) {
             const float *w = W + n * K;
             __m512 acc = _mm512_setzero_ps();
-            for (int64_t k = 0; k < k16; k += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), _mm512_loadu_ps(w + k), acc);
-            if (tail) acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x + k16), _mm512_maskz_loadu_ps(tail, w + k16), acc);
+            for (int64_t k = 0; k < k16; k += 16)
+                acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), _mm512_loadu_ps(w + k), acc);
+            if (tail)
+                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x + k16), _mm512_maskz_loadu_ps(tail, w + k16), acc);
             float v = _mm512_reduce_add_ps(acc) + (bias ? bias[n] : 0.0f);
             if (relu) v = v > 0.0f ? v : 0.0f;
             if (res) v = res[m * N + n] + v;
@@ -450,7 +452,8 @@ int gemm_bf16_linear_hook_ex(float *out, const float *inp, const float *W, const
         gemm_prof_mark pm;
         if (prof) gemm_profile_start(&pm);
         f32_narrow(out, inp, W, bias, res, relu, M, N, K);
-        if (prof) gemm_profile_stop(GEMM_PROF_LINEAR_FP32, 2.0 * (double)M * (double)N * (double)K, packed_threads(M), &pm);
+        if (prof)
+            gemm_profile_stop(GEMM_PROF_LINEAR_FP32, 2.0 * (double)M * (double)N * (double)K, packed_threads(M), &pm);
         return 1;
     }
     if (c->bf16) {

@@ -676,7 +676,8 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
         } else if (np == 16)
             for (int l = 0; l < 16; l++) r[l] = _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv);
         else
-            for (int l = 0; l < 16; l++) r[l] = l < np ? _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
+            for (int l = 0; l < 16; l++)
+                r[l] = l < np ? _mm512_loadu_ps(kb[l] + (int64_t)s * ldkv) : _mm512_setzero_ps();
         tr16x16(r);
         for (int j = 0; j < 16; j++) kt[s * 16 + j] = r[j];
     }
@@ -733,7 +734,8 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
             for (int s = 0; s < S; s++) {
                 float *es = e + ((int64_t)s * NTP + t) * 16;
                 const __m512 x0 = exp2_512(_mm512_fmsub_ps(_mm512_load_ps(es), c2, mc0));
-                const __m512 x1 = two ? exp2_512(_mm512_fmsub_ps(_mm512_load_ps(es + 16), c2, mc1)) : _mm512_setzero_ps();
+                const __m512 x1 =
+                    two ? exp2_512(_mm512_fmsub_ps(_mm512_load_ps(es + 16), c2, mc1)) : _mm512_setzero_ps();
                 sum0 = _mm512_add_ps(sum0, x0);
                 sum1 = _mm512_add_ps(sum1, x1);
                 _mm512_store_ps(es, _mm512_unpacklo_ps(x0, x1));
@@ -781,8 +783,8 @@ __attribute__((target("avx512f,avx512dq"))) static void attention_pairs_avx512(f
                                                _mm512_loadu_ps(vs + (l >> 2) * rskv + (l & 3) * 16), a[l]);
                 } else
                     for (int l = 0; l < np; l++)
-                        a[l] = _mm512_fmadd_ps(_mm512_set1_ps(es[pairs_ioff(l)]), _mm512_loadu_ps(vb[l] + (int64_t)s * ldkv),
-                                               a[l]);
+                        a[l] = _mm512_fmadd_ps(_mm512_set1_ps(es[pairs_ioff(l)]),
+                                               _mm512_loadu_ps(vb[l] + (int64_t)s * ldkv), a[l]);
             }
             for (int l = 0; l < np; l++)
                 _mm512_storeu_ps(ob[l] + (int64_t)(t0 + tq) * C, _mm512_mul_ps(a[l], _mm512_set1_ps(inv[tq * 16 + l])));

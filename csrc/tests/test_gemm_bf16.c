@@ -192,8 +192,9 @@ static void check_narrow(void) {
         for (int mode = 0; mode < 2; mode++)
             for (int ep = 0; ep < 3; ep++) {   /* 0: bias; 1: bias, relu, res; 2: res aliasing out */
                 const int64_t M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
-                float *inp = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K), *b = malloc(sizeof(float) * N);
-                float *res = malloc(sizeof(float) * M * N), *out = malloc(sizeof(float) * M * N), *o2 = malloc(sizeof(float) * M * N);
+                float *inp = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K);
+                float *b = malloc(sizeof(float) * N), *res = malloc(sizeof(float) * M * N);
+                float *out = malloc(sizeof(float) * M * N), *o2 = malloc(sizeof(float) * M * N);
                 for (int64_t j = 0; j < M * K; j++) inp[j] = urand_pm1f();
                 for (int64_t j = 0; j < N * K; j++) W[j] = urand_pm1f();
                 for (int64_t j = 0; j < N; j++) b[j] = urand_pm1f();
@@ -201,8 +202,8 @@ static void check_narrow(void) {
                 const int relu = ep == 1;
                 const float *r = ep == 1 ? res : ep == 2 ? out : NULL;
                 gemm_bf16_cache_begin(mode);
-                CHECK(gemm_bf16_linear_hook_ex(out, inp, W, b, r, relu, M, K, N) == 1, "narrow M%lld N%lld K%lld: declined",
-                      (long long)M, (long long)N, (long long)K);
+                CHECK(gemm_bf16_linear_hook_ex(out, inp, W, b, r, relu, M, K, N) == 1,
+                      "narrow M%lld N%lld K%lld: declined", (long long)M, (long long)N, (long long)K);
                 double e = 0;
                 for (int64_t m = 0; m < M; m++)
                     for (int64_t n = 0; n < N; n++) {
