@@ -174,13 +174,15 @@ def test_log_metrics_conditions_on_log_values():
     rng = np.random.default_rng(0)
     X = rng.uniform(1, 2, (100, 3))
     Y = np.c_[10 ** rng.uniform(-6, -3, 100), rng.uniform(20, 40, 100)]
-    s = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=1, augment=0, log_metrics=[True, False])
+    s = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=1, augment=0, log_metrics=[True, False],
+                       robust_metrics=False)
     s.fit(X, Y, progress=False)
     L = np.c_[np.log(Y[:, 0]), Y[:, 1]]
     Z = (L - L.mean(0)) / L.std(0)
     F = np.c_[Z, Z[:, 0] ** 2, Z[:, 0] * Z[:, 1], Z[:, 1] ** 2]
     assert np.allclose(s.condition(Y), (F - F.mean(0)) / F.std(0), atol=1e-5)
-    lin = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=1, augment=0).fit(X, Y, progress=False)
+    lin = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=1, augment=0, robust_metrics=False).fit(
+        X, Y, progress=False)
     assert not np.allclose(lin.condition(Y), s.condition(Y), atol=1e-2)
     with pytest.raises(ValueError, match="log_metrics"):
         s.condition(np.array([[-1.0, 30.0]]))
@@ -247,15 +249,17 @@ def test_robust_metric_scaling_and_relax_units():
     F = np.c_[Z, *[Z[:, i] * Z[:, j] for i in range(4) for j in range(i, 4)]]
     q1, med, q3 = np.percentile(F, [25, 50, 75], axis=0)
     np.testing.assert_allclose(s.condition(Y), (F - med) / ((q3 - q1) / 1.3489795003921634), atol=1e-4)
-    # relaxation in the condition's units
-    r = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=0, augment=4, relax=0.5, relax_units="std",
-                       log_metrics=[True, True, False, True])
-    Xa, Ya = r._prepare(X, Y, np.array([1.0, 1.0, -1.0, -1.0]), np.random.default_rng(1))
-    assert len(Ya) == 5 * len(Y)
-    La = np.log(Ya)
-    La[:, 2] = Ya[:, 2]
-    d = (La[len(Y):] - np.repeat(L, 4, axis=0)) / L.std(axis=0)
-    assert (d[:, :2] >= -1e-9).all() and (d[:, 2:] <= 1e-9).all()      # looser specs only
-    assert np.abs(d).max() <= 0.5 + 1e-9 and np.abs(d).max() > 0.4
+    # relaxation in the condition's units: standard deviations, or robust ones (the default)
+    q1, q3 = np.percentile(L, [25, 75], axis=0)
+    for robust, scale in ((False, L.std(axis=0)), (True, (q3 - q1) / 1.3489795003921634)):
+        r = DiffusionSizer(channels=16, heads=2, ff=32, blocks=1, epochs=0, augment=4, relax=0.5, relax_units="std",
+                           log_metrics=[True, True, False, True], robust_metrics=robust)
+        Xa, Ya = r._prepare(X, Y, np.array([1.0, 1.0, -1.0, -1.0]), np.random.default_rng(1))
+        assert len(Ya) == 5 * len(Y)
+        La = np.log(Ya)
+        La[:, 2] = Ya[:, 2]
+        d = (La[len(Y):] - np.repeat(L, 4, axis=0)) / scale
+        assert (d[:, :2] >= -1e-9).all() and (d[:, 2:] <= 1e-9).all()      # looser specs only
+        assert np.abs(d).max() <= 0.5 + 1e-9 and np.abs(d).max() > 0.4
     with pytest.raises(ValueError, match="relax_units"):
         DiffusionSizer(relax_units="percent")

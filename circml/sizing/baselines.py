@@ -210,10 +210,10 @@ class ANNConfig:
     poly_degree: int = 2
     augment: int = 10
     relax: float = 0.2
-    relax_units: str = "mean"
+    relax_units: str = "std"
     log_sizes: bool = False
     log_metrics: bool = False
-    robust_metrics: bool = False
+    robust_metrics: bool = True
     metric_clip: Optional[float] = None
     # training: AdamW, linear warmup then cosine decay, MSE on sizes normalised to [-1, 1]
     epochs: int = 100

@@ -19,23 +19,27 @@ module holds the preprocessing, the training loop, sampling and saving.
 Preprocessing (the paper: "normalization, 2nd order polynomial feature expansion, and
 augmentation by a factor of 10"), in this order:
 
-1. augmentation (:class:`RelaxSpecs`), on the performances in physical units: a design that
-   achieves ``y`` also meets every looser specification, so each design is kept and repeated
-   ``copies`` (10) more times with its performances relaxed: ``y' = y + s * u * relax * |mean(y)|``
-   per metric, with ``u ~ U(0, 1)`` drawn per copy and metric, ``relax = 0.2``, ``mean`` the
-   column's mean over the training designs, and ``s = +1`` for a metric specified as an upper
-   bound (``"<="``, e.g. power, noise: any larger bound is also met), ``-1`` for a lower bound
-   (``">="``, gain, bandwidth), ``0`` for a metric without a direction (left unchanged). The
-   sizes are never changed. The set grows 11-fold (N originals + 10 N relaxed copies). This is
-   the augmentation of the public code of Eid et al. (``augment_data(..., repetition_factor=10,
-   scale=0.2)``, the DM-MLP the paper compares with), applied here before normalisation. With
-   no direction given for any metric the copies would equal the originals, so none are made.
+1. augmentation (:class:`RelaxSpecs`): a design that achieves ``y`` also meets every looser
+   specification, so each design is kept and repeated ``copies`` (10) more times with its
+   performances relaxed: ``y' = y + s * u * relax * scale`` per metric, with ``u ~ U(0, 1)`` drawn
+   per copy and metric, ``relax = 0.2``, and ``s = +1`` for a metric specified as an upper bound
+   (``"<="``, e.g. power, noise: any larger bound is also met), ``-1`` for a lower bound (``">="``,
+   gain, bandwidth), ``0`` for a metric without a direction (left unchanged). By default
+   (``relax_units="std"``) the relaxation happens in the space the model is conditioned in (the
+   log of the metrics ``log_metrics`` selects) and ``scale`` is each (log-)metric's robust standard
+   deviation (IQR / 1.349), so a log metric is relaxed by a factor. ``relax_units="mean"`` is the
+   augmentation of the public code of Eid et al. (``augment_data(..., repetition_factor=10,
+   scale=0.2)``, the DM-MLP the paper compares with): physical units, ``scale = |mean(y)|``; it is
+   badly scaled for metrics that span decades (docs/sizing.md). The sizes are never changed. The
+   set grows 11-fold (N originals + 10 N relaxed copies). With no direction given for any metric
+   the copies would equal the originals, so none are made.
 2. normalisation: sizes to ``[-1, 1]`` by their ranges (optionally on a log scale), the diffusion's
-   data space; performances standardised (zero mean, unit variance, over the augmented set).
+   data space; performances centred and scaled over the augmented set (by default robustly:
+   median and IQR / 1.349, ``robust_metrics``; else mean and standard deviation).
 3. polynomial expansion of degree 2 of the standardised performances (PyTorch-free and
    sklearn-free, in scikit-learn's ``PolynomialFeatures(2, include_bias=False)`` column order:
-   ``y_i``, then ``y_i * y_j`` for ``i <= j``), then standardised again: the condition fed to the
-   model. Targets at sampling time go through the same fitted transforms.
+   ``y_i``, then ``y_i * y_j`` for ``i <= j``), then scaled again the same way: the condition fed
+   to the model. Targets at sampling time go through the same fitted transforms.
 """
 from __future__ import annotations
 
@@ -95,8 +99,8 @@ class SizerConfig:
     poly_degree: int = 2
     augment: int = 10                    # relaxed copies per design (0: none)
     relax: float = 0.2                   # largest relaxation, in relax_units
-    relax_units: str = "mean"            # "mean": relax * |mean(y)| (physical units); "std": relax std of the condition
-    robust_metrics: bool = False         # centre/scale the (log-)metrics by median and IQR, not mean and std
+    relax_units: str = "std"             # "std": up to relax std of the condition; "mean": relax * |mean(y)| (Eid et al.)
+    robust_metrics: bool = True          # centre/scale the (log-)metrics by median and IQR, not mean and std
     metric_clip: Optional[float] = None  # clip the standardised metrics to +-this before the expansion
     log_sizes: bool = False              # normalise sizes on a log scale (positive ranges only)
     log_metrics: bool = False            # condition on log(metric) (positive metrics only; bool or one per metric)
@@ -117,16 +121,18 @@ class SizerConfig:
     guidance_mode: str = "uncond_weight"  # eps = w eps(x) + (1 - w) eps(x|y), the paper's eq. (3)
     spacing: str = "trailing"
     clip: float = 1.0                    # x0 estimates clipped to the normalised range each step
-    overshoot: float = 0.5               # condition on specs this much beyond the target (inequalities only)
+    overshoot: float = 0.25              # condition on specs this much beyond the target (inequalities only)
     overshoot_spread: float = 0.0        # plus U(0, spread) more, drawn per sample and metric
     overshoot_units: str = "std"         # "std": standard deviations of the condition; "relative": fractions of |t|
 
     @classmethod
     def paper(cls, **overrides) -> "SizerConfig":
-        """The paper's settings: T = 1000, cosine schedule, N = 8 blocks, w = 0.1, 100 epochs, and
-        no overshoot (the targets are the condition as given)."""
+        """The paper's settings: T = 1000, cosine schedule, N = 8 blocks, w = 0.1, 100 epochs, no
+        overshoot (the targets are the condition as given), and the augmentation and scaling of
+        the paper's public reference (Eid et al.): relaxation by ``relax * |mean(y)|``, mean and
+        standard deviation."""
         return replace(cls(blocks=8, timesteps=1000, epochs=100, guidance=0.1, guidance_mode="uncond_weight",
-                           overshoot=0.0), **overrides)
+                           overshoot=0.0, relax_units="mean", robust_metrics=False), **overrides)
 
     def __post_init__(self):
         for name in ("channels", "heads", "ff", "blocks", "timesteps", "batch_size", "steps", "poly_degree"):
@@ -173,8 +179,8 @@ class MinMaxScale:
 
     Example:
         >>> s = MinMaxScale([0.0, 1e-6], [2.0, 1e-4], log=[False, True])
-        >>> s.transform(np.array([[1.0, 1e-5]]))
-        array([[0., 0.]])
+        >>> np.allclose(s.transform(np.array([[1.0, 1e-5]])), 0.0)   # the middle of each range
+        True
     """
 
     def __init__(self, lo, hi, log=None):

@@ -74,7 +74,7 @@ def log_flags(testbench) -> List[bool]:
 def default_methods(evolution_max_calls: Optional[int] = 512 * 10, workers: Optional[int] = None,
                     seed: int = 0) -> List[Method]:
     """The paper's four rows: the diffusion transformer (default :class:`SizerConfig`: DDIM 50,
-    guidance ``w = 0.1``, overshoot 0.5 standard deviations), DM-MLP (the same sampler, so the same
+    guidance ``w = 0.1``, overshoot 0.25 robust standard deviations), DM-MLP (the same sampler, so the same
     overshoot), the inverse ANN (its own spread of tightened targets), and differential evolution
     with population 512 and ngspice in the loop (at most ``evolution_max_calls`` simulations per
     target). The three learned sizers see the same data: sizes on the testbench's log/linear
