@@ -243,11 +243,12 @@ BF16_TARGET static void row_block(float *out, const float *inp, const gemm_bf16_
  * accumulators are named variables (acc_r_v) rather than an array, with every use guarded by a
  * constant condition on R and NV: GCC then keeps them all in registers through the epilogue (an
  * array was kept in memory too, zeroed, spilled and reloaded at every call, ~10% of a K = 64
- * panel). */
+ * panel). No prefetch of the residual (unlike the bf16 kernel): since sampling runs in
+ * sub-batches that stay in cache (model.c), the 24 prefetches per panel cost more than they
+ * saved (paper shape, 1 thread: Linear 0.580 -> 0.573 CPU-s, 6 alternating runs). */
 #define KERNEL_F32_BODY(R, NV) \
     do { \
         enum { KR = (R), KNV = (NV) }; \
-        if (res) { F32_RV(F32_PREF) } /* the residual's lines arrive during the products */ \
         F32_RV(F32_DECL) \
         for (int64_t k = 0; k < K; k++) { \
             const float *bk = b + k * PANEL; \
