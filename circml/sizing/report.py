@@ -375,6 +375,7 @@ class SizingReport:
         if path is not None:
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
         sizes = []
         for r in self.tradeoff:
@@ -393,6 +394,8 @@ class SizingReport:
         a1.set_ylabel("feasible samples [%]")
         a2.set_xscale("log")
         a2.set_xlabel("time for 100 designs [s]")
+        # the times span less than a decade: minor-tick labels would overlap
+        a2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         a1.legend(fontsize=7)
         fig.tight_layout()
         if path is not None:
