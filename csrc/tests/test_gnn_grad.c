@@ -15,6 +15,7 @@
 #include <omp.h>
 #endif
 #include "grad_check.h"
+#include "dice_check.h"
 
 
 
@@ -183,27 +184,12 @@ static void test_threads(gnn_spec s) {
 /* The DICE encoder with each plain conv in place of its message passing: every parameter's
  * gradient (encoders, layers, head) by central differences through batch norm, GELU and
  * dropout; the edge encoder is not built, so edge features cannot change the output. */
-typedef struct { cm_dice *m; real *x, *ea, *y, *r; int64_t *src, *dst, *ng, *eg; int64_t N, E, G; int D; } dm_ctx;
-static double dm_loss(dm_ctx *c) {
-    cm_dice_forward(c->m, c->y, c->x, c->ea, c->src, c->dst, c->ng, c->eg, c->N, c->E, c->G, 1, 99, NULL);
-    return dot(c->y, c->r, c->G * c->D);
-}
 static void test_dice_with_conv(int conv, int heads, int concat, float dropout) {
     cm_dice_config cfg = {3, 2, 4, 3, 2, dropout, 1e-5f, 0.1f, conv, heads, concat};
     dm_ctx c = {0};
     cm_error err;
     if (cm_dice_init(&c.m, &cfg, 5, &err)) { failed++; printf("FAIL dice init (%s): %s\n", CONV_NAME[conv], err.msg); return; }
-    c.N = 9; c.E = 14; c.G = 3; c.D = 3;
-    c.x = vec(c.N * 3); c.ea = vec(c.E * 2); c.y = zeros(c.G * 3); c.r = vec(c.G * 3);
-    c.src = malloc(sizeof(int64_t) * 14); c.dst = malloc(sizeof(int64_t) * 14);
-    c.ng = malloc(sizeof(int64_t) * 9); c.eg = malloc(sizeof(int64_t) * 14);
-    for (int n = 0; n < 9; n++) c.ng[n] = n / 3;
-    for (int e = 0; e < 14; e++) {
-        int g = e % 3;
-        c.src[e] = 3 * g + (int64_t)(urand() * 3);
-        c.dst[e] = 3 * g + (int64_t)(urand() * 3);
-        c.eg[e] = g;
-    }
+    dm_inputs(&c);
     const char *name;
     real *P = cm_dice_params(c.m);
     int64_t P_n = cm_dice_num_params(c.m), off = 0;
@@ -223,28 +209,16 @@ static void test_dice_with_conv(int conv, int heads, int concat, float dropout) 
     real *G = cm_dice_grads(c.m);
     int before = failed;
     for (int64_t i = 0; i < P_n; i++) {
-        off = 0;
-        int t = 0;
-        for (; cm_dice_tensor(c.m, t, &name) >= 0; t++) {
-            int64_t sz = cm_dice_tensor(c.m, t, &name);
-            if (i < off + sz) break;
-            off += sz;
-        }
-        const double h = 1e-6;
-        real old = P[i];
-        P[i] = old + h; double lp = dm_loss(&c);
-        P[i] = old - h; double lm = dm_loss(&c);
-        P[i] = old;
+        name = dm_tensor_of(c.m, i, &off);
         snprintf(what, sizeof what, "dice/%s%s d%s[%lld] (dropout %.1f)", CONV_NAME[conv], conv == GNN_GAT ? (concat ? " concat" : " mean") : "",
                  name, (long long)(i - off), dropout);
-        check_close(what, G[i], (lp - lm) / (2 * h), 1e-5);
+        check_close(what, G[i], numeric_grad(dm_loss, &c, P, i), 1e-5);
         if (failed - before > 10) break;
     }
     for (int64_t i = 0; i < c.E * 2; i++) c.ea[i] += 1;
     snprintf(what, sizeof what, "dice/%s ignores edge features", CONV_NAME[conv]);
     check_close(what, dm_loss(&c), L0, 1e-12);
-    cm_dice_free(c.m);
-    free(c.x); free(c.ea); free(c.y); free(c.r); free(c.src); free(c.dst); free(c.ng); free(c.eg);
+    dm_free(&c);
 }
 
 int main(void) {

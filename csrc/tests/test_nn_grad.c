@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "grad_check.h"
+#include "dice_check.h"
 
 
 
@@ -216,13 +217,7 @@ static void test_dice_loss(double t, double tp, double tn, const char *name) {
     free(c.y); free(c.u); free(c.norm); free(c.sim); free(c.anchor); free(du); free(dy); free(ds);
 }
 
-/* ---- the whole DICE encoder ---- */
-typedef struct { cm_dice *m; real *x, *ea, *y, *r; int64_t *src, *dst, *ng, *eg; int64_t N, E, G; int D; } dm_ctx;
-static double dm_loss(void *p) {
-    dm_ctx *c = p;
-    cm_dice_forward(c->m, c->y, c->x, c->ea, c->src, c->dst, c->ng, c->eg, c->N, c->E, c->G, 1, 99, NULL);
-    return dot(c->y, c->r, c->G * c->D);
-}
+/* ---- the whole DICE encoder (fixture in dice_check.h) ---- */
 /* onehot: node and edge features are one-hot types, as in DICE's schema, which sends the
  * encoders down their grouped path (distinct rows only) */
 static void test_dice_model(float dropout, int onehot) {
@@ -230,20 +225,10 @@ static void test_dice_model(float dropout, int onehot) {
     dm_ctx c = {0};
     cm_error err;
     if (cm_dice_init(&c.m, &cfg, 5, &err)) { failed++; printf("FAIL dice init: %s\n", err.msg); return; }
-    c.N = 9; c.E = 14; c.G = 3; c.D = 3;
-    c.x = vec(c.N * 3); c.ea = vec(c.E * 2); c.y = zeros(c.G * 3); c.r = vec(c.G * 3);
+    dm_inputs(&c);
     if (onehot) {
         for (int n = 0; n < 9; n++) for (int f = 0; f < 3; f++) c.x[n * 3 + f] = (real)((n * 5 + n / 3) % 3 == f);
         for (int e = 0; e < 14; e++) for (int f = 0; f < 2; f++) c.ea[e * 2 + f] = (real)((e * 7 / 3) % 2 == f);
-    }
-    c.src = malloc(sizeof(int64_t) * 14); c.dst = malloc(sizeof(int64_t) * 14);
-    c.ng = malloc(sizeof(int64_t) * 9); c.eg = malloc(sizeof(int64_t) * 14);
-    for (int n = 0; n < 9; n++) c.ng[n] = n / 3;                 /* 3 graphs of 3 nodes */
-    for (int e = 0; e < 14; e++) {
-        int g = e % 3;
-        c.src[e] = 3 * g + (int64_t)(urand() * 3);
-        c.dst[e] = 3 * g + (int64_t)(urand() * 3);
-        c.eg[e] = g;
     }
     /* make eps non-zero so its gradient path is exercised with a non-trivial factor */
     const char *name;
@@ -263,13 +248,7 @@ static void test_dice_model(float dropout, int onehot) {
     int before = failed;
     for (int64_t i = 0; i < P_n; i++) {
         char what[96];
-        off = 0;
-        int t = 0;
-        for (; cm_dice_tensor(c.m, t, &name) >= 0; t++) {
-            int64_t sz = cm_dice_tensor(c.m, t, &name);
-            if (i < off + sz) break;
-            off += sz;
-        }
+        name = dm_tensor_of(c.m, i, &off);
         snprintf(what, sizeof what, "dice d%s[%lld] (dropout %.1f%s)", name, (long long)(i - off), dropout,
                  onehot ? ", one-hot inputs" : "");
         check_close(what, G[i], numeric_grad(dm_loss, &c, P, i), 1e-5);
@@ -278,8 +257,7 @@ static void test_dice_model(float dropout, int onehot) {
     /* eval mode runs (running statistics, no dropout) and backward then refuses */
     cm_dice_forward(c.m, c.y, c.x, c.ea, c.src, c.dst, c.ng, c.eg, c.N, c.E, c.G, 0, 0, &err);
     check_close("dice backward after eval forward refuses", cm_dice_backward(c.m, c.r, &err) != CM_OK, 1, 0);
-    cm_dice_free(c.m);
-    free(c.x); free(c.ea); free(c.y); free(c.r); free(c.src); free(c.dst); free(c.ng); free(c.eg);
+    dm_free(&c);
 }
 
 int main(void) {
