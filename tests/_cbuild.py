@@ -39,6 +39,22 @@ def exe_fixture(name, sources, flags=()):
     return exe
 
 
+def run_program(exe, threads="1", *args, timeout=600, **env):
+    """Run a built test program with ``OMP_NUM_THREADS=threads`` and LeakSanitizer on (``env``:
+    more variables); the completed process, output captured as text."""
+    e = dict(os.environ, OMP_NUM_THREADS=str(threads), ASAN_OPTIONS="detect_leaks=1", **env)
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=e, timeout=timeout)
+
+
+def check_counts(r):
+    """After asserting that the program exited 0: the counts of its closing line
+    ``N passed, M failed[, K skipped]`` as ``(passed, failed, skipped, line)``."""
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    line = r.stdout.strip().splitlines()[-1]
+    w = line.split()
+    return int(w[0]), int(w[2]), (int(w[4]) if len(w) > 4 else 0), line
+
+
 def outputs_per_thread_count(tmp_path, script: str, threads=("1", "2", "3")):
     """Run ``script`` (Python source that saves one array with np.save to ``sys.argv[1]``) in a
     fresh interpreter per OpenMP thread count; the arrays, in ``threads`` order. Checks that a

@@ -8,13 +8,11 @@ of the other rows; the same for 1 and 2 threads; the blocks' inference form agai
 form; layer norm against double loops (row independence too). The matmul profile of a sampling
 run is checked against the flops the model's shape implies.
 """
-import os
-import subprocess
 
 import numpy as np
 import pytest
 
-from _cbuild import exe_fixture  # noqa: E402
+from _cbuild import check_counts, exe_fixture, run_program  # noqa: E402
 
 SOURCES = ["csrc/tests/test_attention_fast.c", "csrc/nn/transformer.c", "csrc/nn/ops.c", "csrc/nn/gemm.c",
            "csrc/nn/gemm_bf16.c"]
@@ -23,11 +21,7 @@ exe = exe_fixture("test_attention_fast", SOURCES, ["-D_GNU_SOURCE"])
 
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_attention_paths_match_double_reference(exe, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=threads, ASAN_OPTIONS="detect_leaks=1")
-    r = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1].split()
-    passed, failed = int(last[0]), int(last[2])
+    passed, failed, _, _ = check_counts(run_program(exe, threads, timeout=300))
     assert failed == 0 and passed >= 48
 
 

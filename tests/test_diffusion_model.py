@@ -12,8 +12,6 @@
   save/load, errors, and a learning test on a synthetic sizing problem with a known smooth map.
 """
 import math
-import os
-import subprocess
 import textwrap
 import warnings
 
@@ -24,7 +22,7 @@ from circml import _core
 from circml.sizing import (DiffusionSizer, MinMaxScale, PolynomialExpansion, RelaxSpecs, SizerConfig, Standardize,
                            parse_directions)
 
-from _cbuild import exe_fixture, json_per_thread_count  # noqa: E402
+from _cbuild import check_counts, exe_fixture, json_per_thread_count, run_program  # noqa: E402
 SOURCES = ["csrc/tests/test_diffusion_model.c", "csrc/diffusion/model.c", "csrc/diffusion/schedule.c",
            "csrc/nn/mlp.c", "csrc/nn/transformer.c", "csrc/nn/ops.c", "csrc/nn/gemm.c", "csrc/util/status.c"]
 
@@ -36,17 +34,13 @@ exe = exe_fixture("test_diffusion_model", SOURCES, ["-D_GNU_SOURCE", "-DCM_REAL=
 def _run(exe, threads, *args):
     # passive waiting: on a shared machine, threads spinning at the end of each of the many small
     # parallel regions would steal the CPU from the ones still working (results are unaffected)
-    env = dict(os.environ, OMP_NUM_THREADS=threads, OMP_WAIT_POLICY="passive", ASAN_OPTIONS="detect_leaks=1")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=600)
+    return run_program(exe, threads, *args, OMP_WAIT_POLICY="passive")
 
 
 @pytest.mark.parametrize("threads,mode,least", [("1", "full", 1900), ("2", "quick", 500)])
 def test_model_gradients_match_central_differences(exe, threads, mode, least):
     """Serially: 16 entries of every larger tensor (all of the small ones); with 2 threads: 4."""
-    r = _run(exe, threads, *([] if mode == "full" else [mode]))
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1]
-    passed, failed = int(last.split()[0]), int(last.split()[2])
+    passed, failed, _, last = check_counts(_run(exe, threads, *([] if mode == "full" else [mode])))
     assert failed == 0 and passed >= least, last
 
 

@@ -13,13 +13,11 @@ and once with our double schedule loaded into the scheduler (to 1e-12). The DDPM
 replacing diffusers' randn_tensor with our counter-based noise; DDIM takes it as variance_noise."""
 import json
 import math
-import os
-import subprocess
 
 import numpy as np
 import pytest
 
-from _cbuild import exe_fixture  # noqa: E402
+from _cbuild import check_counts, exe_fixture, run_program  # noqa: E402
 SOURCES = ["csrc/tests/test_schedule.c", "csrc/diffusion/schedule.c", "csrc/util/status.c"]
 
 
@@ -27,8 +25,7 @@ exe = exe_fixture("test_schedule", SOURCES, ["-DCM_REAL=double"])
 
 
 def _run(exe, threads, *args):
-    env = dict(os.environ, OMP_NUM_THREADS=threads, ASAN_OPTIONS="detect_leaks=1")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    return run_program(exe, threads, *args, timeout=300)
 
 
 # (T, n, B, D, seed, clip, eta): a paper-sized chain, and a short one with clipping and DDIM noise
@@ -48,10 +45,7 @@ def _arr(x, B, D):
 
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_schedule_checks(exe, threads):
-    r = _run(exe, threads)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1]
-    passed, failed = int(last.split()[0]), int(last.split()[2])
+    passed, failed, _, last = check_counts(_run(exe, threads))
     assert failed == 0 and passed >= 1000, last
 
 

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _cbuild import outputs_per_thread_count
+from _cbuild import check_counts, outputs_per_thread_count, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
 CC = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
@@ -42,11 +42,7 @@ def test_optimised_kernels_match_reference(tmp_path, test, flavour, threads):
     if exe is None and flavour == "sanitized":
         pytest.skip("the compiler cannot build with sanitizers here")
     assert exe is not None, f"could not compile csrc/tests/{test}.c"
-    env = dict(os.environ, OMP_NUM_THREADS=threads, ASAN_OPTIONS="detect_leaks=1")
-    r = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1]
-    passed, failed = int(last.split()[0]), int(last.split()[2])
+    passed, failed, _, last = check_counts(run_program(exe, threads))
     assert failed == 0 and passed >= (2000 if test == "test_gemm" else 100), last
 
 

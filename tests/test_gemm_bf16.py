@@ -22,7 +22,7 @@ import pytest
 
 from circml import _core
 
-from _cbuild import ROOT, exe_fixture, json_per_thread_count  # noqa: E402
+from _cbuild import ROOT, check_counts, exe_fixture, json_per_thread_count, run_program  # noqa: E402
 SOURCES = ["csrc/tests/test_gemm_bf16.c", "csrc/nn/gemm_bf16.c", "csrc/nn/gemm.c"]
 HAS_BF16 = _core.gemm_bf16_info()["cpu"]
 
@@ -32,11 +32,8 @@ exe = exe_fixture("test_gemm_bf16", SOURCES, ["-D_GNU_SOURCE"])
 
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_c_kernel_and_fallback_match_reference(exe, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=threads, ASAN_OPTIONS="detect_leaks=1")
-    r = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1].split()
-    passed, failed, skipped = int(last[0]), int(last[2]), int(last[4])
+    r = run_program(exe, threads, timeout=300)
+    passed, failed, skipped, _ = check_counts(r)
     assert failed == 0
     # every shape x bias runs the fallback; the kernel too where the CPU has it
     assert passed >= (130 if HAS_BF16 else 80), r.stdout[-2000:]

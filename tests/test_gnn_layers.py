@@ -2,12 +2,10 @@
 block): gradient checks in double precision (csrc/tests/test_gnn_grad.c), built with
 sanitizers, run serially and with 2 OpenMP threads (the C test also compares 1 and 2 threads
 bitwise on a batch large enough to run in parallel)."""
-import os
-import subprocess
 
 import pytest
 
-from _cbuild import exe_fixture
+from _cbuild import check_counts, exe_fixture, run_program
 
 SOURCES = ["csrc/tests/test_gnn_grad.c", "csrc/nn/gnn.c", "csrc/nn/dice.c", "csrc/nn/ops.c", "csrc/nn/gemm.c",
            "csrc/util/status.c"]
@@ -18,13 +16,9 @@ exe = exe_fixture("test_gnn_grad", SOURCES, ["-DCM_REAL=double"])
 
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_gnn_gradients_match_central_differences(exe, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=threads, ASAN_OPTIONS="detect_leaks=1",
-               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
-    r = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=240)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = run_program(exe, threads, timeout=240, UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    passed, failed, _, last = check_counts(r)
     assert "runtime error" not in r.stderr, r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1]
-    passed, failed = int(last.split()[0]), int(last.split()[2])
     assert failed == 0 and passed >= 1000, last
 
 

@@ -12,8 +12,6 @@
   when simulated again; a budget stops it at exactly that many calls.
 """
 import dataclasses
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -28,7 +26,7 @@ from circml.sizing import (ANNConfig, DiffusionMLPSizer, DiffusionSizer, Evoluti
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_diffusion_model import DIRECTIONS, HI, LO, U_TARGETS, _data, _perf, _u, _X  # noqa: E402
 
-from _cbuild import exe_fixture, json_per_thread_count  # noqa: E402
+from _cbuild import check_counts, exe_fixture, json_per_thread_count, run_program  # noqa: E402
 SOURCES = ["csrc/tests/test_mlp_grad.c", "csrc/nn/mlp.c", "csrc/diffusion/model.c", "csrc/diffusion/schedule.c",
            "csrc/nn/transformer.c", "csrc/nn/ops.c", "csrc/nn/gemm.c", "csrc/util/status.c"]
 
@@ -39,11 +37,7 @@ exe = exe_fixture("test_mlp_grad", SOURCES, ["-D_GNU_SOURCE", "-DCM_REAL=double"
 
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_mlp_and_dm_mlp_gradients_match_central_differences(exe, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=threads, OMP_WAIT_POLICY="passive", ASAN_OPTIONS="detect_leaks=1")
-    r = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1]
-    passed, failed = int(last.split()[0]), int(last.split()[2])
+    passed, failed, _, last = check_counts(run_program(exe, threads, OMP_WAIT_POLICY="passive"))
     assert failed == 0 and passed >= 1400, last
 
 

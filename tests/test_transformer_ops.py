@@ -4,13 +4,11 @@ thread-count independence, and agreement with PyTorch's nn.TransformerEncoderLay
 (norm_first=True, batch_first=True) and diffusers' get_timestep_embedding where those are installed."""
 import json
 import math
-import os
-import subprocess
 
 import numpy as np
 import pytest
 
-from _cbuild import ROOT, exe_fixture  # noqa: E402
+from _cbuild import ROOT, check_counts, exe_fixture, run_program  # noqa: E402
 SOURCES = ["csrc/tests/test_transformer_grad.c", "csrc/nn/transformer.c", "csrc/nn/ops.c"]
 # ops.c's Linear may run on the matrix-product kernel of gemm.c: link it when it is there
 SOURCES += [s for s in ["csrc/nn/gemm.c"] if (ROOT / s).exists()]
@@ -19,29 +17,21 @@ SOURCES += [s for s in ["csrc/nn/gemm.c"] if (ROOT / s).exists()]
 exe = exe_fixture("test_transformer_grad", SOURCES, ["-DCM_REAL=double"])
 
 
-def _run(exe, threads, *args):
-    env = dict(os.environ, OMP_NUM_THREADS=threads, ASAN_OPTIONS="detect_leaks=1")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def dump(exe):
-    r = _run(exe, "1", "dump")
+    r = run_program(exe, "1", "dump")
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout)
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_transformer_gradients_match_central_differences(exe, threads):
-    r = _run(exe, threads)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1]
-    passed, failed = int(last.split()[0]), int(last.split()[2])
+    passed, failed, _, last = check_counts(run_program(exe, threads))
     assert failed == 0 and passed >= 4500, last
 
 
 def test_blocks_do_not_depend_on_thread_count(exe):
-    one, two = _run(exe, "1", "dump"), _run(exe, "2", "dump")
+    one, two = run_program(exe, "1", "dump"), run_program(exe, "2", "dump")
     assert one.returncode == 0 and two.returncode == 0
     assert one.stdout == two.stdout
 
