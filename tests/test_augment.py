@@ -20,7 +20,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 import pytest

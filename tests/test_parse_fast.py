@@ -10,7 +10,6 @@ every array) and the same graph arrays, the same errors, and the same result wit
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import subprocess

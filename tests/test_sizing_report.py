@@ -7,7 +7,7 @@ import pytest
 
 import circml.sizing
 from circml.sizing import DiffusionSizer, report as R
-from circml.sizing.report import (DIRECTIONS, METRICS, Method, SizingReport, choose_targets, closest, meets,
+from circml.sizing.report import (METRICS, Method, SizingReport, choose_targets, closest, meets,
                                   pareto_mask, tighten)
 
 ngspice = pytest.importorskip("circml.spice")
