@@ -24,7 +24,6 @@ their ranges, performances standardised, expanded to degree 2 and standardised a
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -35,65 +34,16 @@ import numpy as np
 
 from .. import _core
 from ..spice.pool import SimulationPool
-from .diffusion import (DiffusionSizer, MinMaxScale, SizerConfig, Standardize, _LearnedSizer, _progress,
-                        parse_directions)
+from .diffusion import (FORMAT_VERSION, DiffusionSizer, SizerConfig, _LearnedSizer, _progress, _read_npz,
+                        _write_npz, parse_directions)
 
 __all__ = ["MLPSizerConfig", "DiffusionMLPSizer", "ANNConfig", "InverseANNSizer", "EvolutionarySizer",
            "EvolutionResult", "spec_violation"]
 
-FORMAT_VERSION = 1
 _ACTIVATIONS = {"gelu": 0, "relu": 1}
 
 
 # -- shared helpers ----------------------------------------------------------------------------
-def _write_npz(path: Union[str, Path], header: dict, arrays: Dict[str, np.ndarray]) -> Path:
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
-    os.replace(tmp, path)
-    return path
-
-
-def _read_npz(path: Union[str, Path], fmt: str) -> Tuple[dict, Dict[str, np.ndarray]]:
-    path = Path(path)
-    if not path.exists() and path.with_name(path.name + ".npz").exists():
-        path = path.with_name(path.name + ".npz")
-    with np.load(path, allow_pickle=False) as z:
-        if "__header__" not in z.files:
-            raise ValueError(f"{path}: not a circml sizer (no __header__ entry)")
-        try:
-            h = json.loads(bytes(z["__header__"]).decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: unreadable circml sizer header ({e})") from None
-        if h.get("format") != fmt:
-            raise ValueError(f"{path}: not a {fmt} file (format {h.get('format')!r})")
-        v = h.get("version")
-        if not isinstance(v, int) or not 1 <= v <= FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {v!r}; this circml reads 1..{FORMAT_VERSION}")
-        return h, {k: z[k] for k in z.files if k != "__header__"}
-
-
-def _restore(s, h: dict, z: Dict[str, np.ndarray], adam_step):
-    """What the baselines' ``load`` share: scalers, model, weights, Adam moments and step,
-    names and history, from a header ``h`` and arrays ``z`` written by their ``save``."""
-    xs = h["x_scale"]
-    s._x_scale = MinMaxScale(xs["lo"], xs["hi"], xs["log"])
-    s._y_std = Standardize(h["y_std"]["mean"], h["y_std"]["std"])
-    s._f_std = Standardize(h["f_std"]["mean"], h["f_std"]["std"])
-    s._build(h["n_sizes"], h["n_metrics"])
-    s.load_state_dict(z)
-    P = s._arrays["params"].size
-    mom = s._arrays["moments"]
-    mom[:P], mom[P:] = z["__adam_m__"], z["__adam_v__"]
-    adam_step(s._model, int(h["adam_step"]))
-    s.directions, s.size_names, s.metric_names = h["directions"], h["size_names"], h["metric_names"]
-    s.history, s.epochs_trained, s.steps_trained = h["history"], h["epochs_trained"], h["steps_trained"]
-    s.fit_time = float(h.get("fit_time", 0.0))
-    return s
-
-
 def _targets(targets, m: int) -> Tuple[np.ndarray, bool]:
     T = np.asarray(targets, np.float64)
     single = T.ndim == 1
@@ -163,28 +113,6 @@ class DiffusionMLPSizer(DiffusionSizer):
                                            _ACTIVATIONS[c.activation], c.dropout, self.seed & (2**64 - 1), 1,
                                            int(c.mlp_layers), int(c.mlp_hidden))
         self._arrays = _core.diffusion_arrays(self._model)
-
-    def save(self, path: Union[str, Path]) -> Path:
-        """As :meth:`DiffusionSizer.save`, with format ``circml.sizing.diffusion_mlp``."""
-        self._require_fitted()
-        header = {"format": self.FORMAT, "version": FORMAT_VERSION, "config": asdict(self.config),
-                  "seed": self.seed, "n_sizes": self.n_sizes, "n_metrics": self.n_metrics,
-                  "x_scale": self._x_scale.state(), "y_std": self._y_std.state(), "f_std": self._f_std.state(),
-                  "directions": self.directions, "size_names": self.size_names, "metric_names": self.metric_names,
-                  "history": self.history, "epochs_trained": self.epochs_trained,
-                  "steps_trained": self.steps_trained, "adam_step": _core.diffusion_adam_step(self._model),
-                  "fit_time": self.fit_time}
-        arrays = self.state_dict()
-        mom, P = self._arrays["moments"], self._arrays["params"].size
-        arrays["__adam_m__"], arrays["__adam_v__"] = mom[:P].copy(), mom[P:].copy()
-        return _write_npz(path, header, arrays)
-
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "DiffusionMLPSizer":
-        """Read a sizer written by :meth:`save`."""
-        h, z = _read_npz(path, cls.FORMAT)
-        s = cls(MLPSizerConfig(**h["config"]), seed=h["seed"])
-        return _restore(s, h, z, _core.diffusion_adam_step)
 
     def __repr__(self) -> str:
         c = self.config
@@ -259,6 +187,7 @@ class InverseANNSizer(_LearnedSizer):
     """
 
     FORMAT = "circml.sizing.inverse_ann"
+    _adam_step = staticmethod(_core.mlp_adam_step)
 
     _config_class = ANNConfig
 
@@ -357,29 +286,6 @@ class InverseANNSizer(_LearnedSizer):
                 raise ValueError(f"state lacks {name!r} of shape {a.shape}")
             p[off:off + a.size] = np.asarray(state[name], np.float32).ravel()
             off += a.size
-
-    def save(self, path: Union[str, Path]) -> Path:
-        """``.npz`` of named float32 arrays (weights, AdamW moments) with a JSON header; no pickle."""
-        self._require_fitted()
-        header = {"format": self.FORMAT, "version": FORMAT_VERSION, "config": asdict(self.config), "seed": self.seed,
-                  "n_sizes": self.n_sizes, "n_metrics": self.n_metrics, "x_scale": self._x_scale.state(),
-                  "y_std": self._y_std.state(), "f_std": self._f_std.state(), "directions": self.directions,
-                  "size_names": self.size_names, "metric_names": self.metric_names, "history": self.history,
-                  "epochs_trained": self.epochs_trained, "steps_trained": self.steps_trained,
-                  "adam_step": _core.mlp_adam_step(self._model), "fit_time": self.fit_time}
-        arrays = self.state_dict()
-        mom, P = self._arrays["moments"], self._arrays["params"].size
-        arrays["__adam_m__"], arrays["__adam_v__"] = mom[:P].copy(), mom[P:].copy()
-        return _write_npz(path, header, arrays)
-
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "InverseANNSizer":
-        """Read a sizer written by :meth:`save`."""
-        h, z = _read_npz(path, cls.FORMAT)
-        cfg = dict(h["config"])
-        cfg["hidden"] = tuple(cfg["hidden"])
-        s = cls(ANNConfig(**cfg), seed=h["seed"])
-        return _restore(s, h, z, _core.mlp_adam_step)
 
     def __repr__(self) -> str:
         shape = f", sizes={self.n_sizes}, metrics={self.n_metrics}, params={self.num_parameters}" if self.fitted else ""

@@ -361,13 +361,48 @@ def _progress(enabled: bool, total: int, desc: str, unit: str):
     return tqdm(total=total, desc=desc, unit=unit)
 
 
+def _write_npz(path: Union[str, Path], header: dict, arrays: Dict[str, np.ndarray]) -> Path:
+    """``arrays`` and the JSON ``header`` into an ``.npz`` (appended to the name when missing),
+    written to a temporary file first so a crash leaves no half-written file; the path."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def _read_npz(path: Union[str, Path], fmt: str) -> Tuple[dict, Dict[str, np.ndarray]]:
+    """The header and arrays of a file :func:`_write_npz` wrote with format ``fmt`` (no pickle);
+    refuses other files and newer format versions."""
+    path = Path(path)
+    if not path.exists() and path.with_name(path.name + ".npz").exists():
+        path = path.with_name(path.name + ".npz")
+    with np.load(path, allow_pickle=False) as z:
+        if "__header__" not in z.files:
+            raise ValueError(f"{path}: not a circml sizer (no __header__ entry)")
+        try:
+            h = json.loads(bytes(z["__header__"]).decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: unreadable circml sizer header ({e})") from None
+        if h.get("format") != fmt:
+            raise ValueError(f"{path}: not a {fmt} file (format {h.get('format')!r})")
+        v = h.get("version")
+        if not isinstance(v, int) or not 1 <= v <= FORMAT_VERSION:
+            raise ValueError(f"{path}: format version {v!r}; this circml reads 1..{FORMAT_VERSION}")
+        return h, {k: z[k] for k in z.files if k != "__header__"}
+
+
 class _LearnedSizer:
     """What :class:`DiffusionSizer` (and DM-MLP) and the inverse ANN share: the config with keyword
     overrides, the fitted state's properties, the data checks, hold-out and preprocessing of
     ``fit`` (so every learned sizer sees the same data), the learning-rate schedule and the epoch
-    loop. Subclasses set ``_config_class`` and define ``_build``."""
+    loop, ``save`` and ``load``. Subclasses set ``_config_class``, ``FORMAT`` and ``_adam_step``
+    (the C model's AdamW step counter: ``(model[, step]) -> step``) and define ``_build``."""
 
     _config_class: type = type(None)
+    FORMAT = ""   # the saved file's format name
 
     def __init__(self, config=None, seed: int = 0, **overrides):
         cls = self._config_class
@@ -420,6 +455,50 @@ class _LearnedSizer:
         if not self.fitted:
             name = type(self).__name__
             raise RuntimeError(f"this {name} is not fitted: call fit(X, Y) or {name}.load(path)")
+
+    # -- saving ----------------------------------------------------------------------------
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write an ``.npz`` of named float32 arrays (parameters, AdamW moments) with a JSON
+        header (format, version, config, seed, preprocessing, history); no pickle, so
+        ``np.load(path, allow_pickle=False)`` reads it. Returns the path written (``.npz`` is
+        appended when missing).
+
+        Example:
+            >>> sizer.save("ota1_sizer.npz"); DiffusionSizer.load("ota1_sizer.npz")  # doctest: +SKIP
+        """
+        self._require_fitted()
+        header = {"format": self.FORMAT, "version": FORMAT_VERSION, "config": asdict(self.config),
+                  "seed": self.seed, "n_sizes": self.n_sizes, "n_metrics": self.n_metrics,
+                  "x_scale": self._x_scale.state(), "y_std": self._y_std.state(), "f_std": self._f_std.state(),
+                  "directions": self.directions, "size_names": self.size_names, "metric_names": self.metric_names,
+                  "history": self.history, "epochs_trained": self.epochs_trained,
+                  "steps_trained": self.steps_trained, "adam_step": self._adam_step(self._model),
+                  "fit_time": self.fit_time}
+        arrays = self.state_dict()
+        mom, P = self._arrays["moments"], self._arrays["params"].size
+        arrays["__adam_m__"], arrays["__adam_v__"] = mom[:P].copy(), mom[P:].copy()
+        return _write_npz(path, header, arrays)
+
+    @classmethod
+    def load(cls, path: Union[str, Path]):
+        """Read a sizer written by :meth:`save` (of this class). Refuses other files and newer
+        format versions."""
+        h, z = _read_npz(path, cls.FORMAT)
+        s = cls(cls._config_class(**h["config"]), seed=h["seed"])
+        xs = h["x_scale"]
+        s._x_scale = MinMaxScale(xs["lo"], xs["hi"], xs["log"])
+        s._y_std = Standardize(h["y_std"]["mean"], h["y_std"]["std"])
+        s._f_std = Standardize(h["f_std"]["mean"], h["f_std"]["std"])
+        s._build(h["n_sizes"], h["n_metrics"])
+        s.load_state_dict(z)
+        P = s._arrays["params"].size
+        mom = s._arrays["moments"]
+        mom[:P], mom[P:] = z["__adam_m__"], z["__adam_v__"]
+        cls._adam_step(s._model, int(h["adam_step"]))
+        s.directions, s.size_names, s.metric_names = h["directions"], h["size_names"], h["metric_names"]
+        s.history, s.epochs_trained, s.steps_trained = h["history"], h["epochs_trained"], h["steps_trained"]
+        s.fit_time = float(h.get("fit_time", 0.0))
+        return s
 
     # -- preprocessing -----------------------------------------------------------------
     def condition(self, targets: np.ndarray, shift: Optional[np.ndarray] = None) -> np.ndarray:
@@ -605,6 +684,8 @@ class DiffusionSizer(_LearnedSizer):
     """
 
     _config_class = SizerConfig
+    FORMAT = "circml.sizing.diffusion"
+    _adam_step = staticmethod(_core.diffusion_adam_step)
 
     def _build(self, D: int, M: int) -> None:
         c = self.config
@@ -794,67 +875,6 @@ class DiffusionSizer(_LearnedSizer):
         return X[0] if single else X
 
     # -- saving --------------------------------------------------------------------------
-    def save(self, path: Union[str, Path]) -> Path:
-        """Write an ``.npz`` of named float32 arrays (parameters, AdamW moments) with a JSON
-        header (format, version, config, seed, preprocessing, history); no pickle, so
-        ``np.load(path, allow_pickle=False)`` reads it. Returns the path written (``.npz`` is
-        appended when missing).
-
-        Example:
-            >>> sizer.save("ota1_sizer.npz"); DiffusionSizer.load("ota1_sizer.npz")  # doctest: +SKIP
-        """
-        self._require_fitted()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        header = {"format": "circml.sizing.diffusion", "version": FORMAT_VERSION, "config": asdict(self.config),
-                  "seed": self.seed, "n_sizes": self.n_sizes, "n_metrics": self.n_metrics,
-                  "x_scale": self._x_scale.state(), "y_std": self._y_std.state(), "f_std": self._f_std.state(),
-                  "directions": self.directions, "size_names": self.size_names, "metric_names": self.metric_names,
-                  "history": self.history, "epochs_trained": self.epochs_trained,
-                  "steps_trained": self.steps_trained, "adam_step": _core.diffusion_adam_step(self._model)}
-        arrays = self.state_dict()
-        mom = self._arrays["moments"]
-        P = self._arrays["params"].size
-        arrays["__adam_m__"], arrays["__adam_v__"] = mom[:P].copy(), mom[P:].copy()
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
-        os.replace(tmp, path)
-        return path
-
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "DiffusionSizer":
-        """Read a sizer written by :meth:`save`. Refuses other files and newer format versions."""
-        path = Path(path)
-        if not path.exists() and path.with_name(path.name + ".npz").exists():
-            path = path.with_name(path.name + ".npz")
-        with np.load(path, allow_pickle=False) as z:
-            if "__header__" not in z.files:
-                raise ValueError(f"{path}: not a circml sizer (no __header__ entry)")
-            try:
-                h = json.loads(bytes(z["__header__"]).decode())
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise ValueError(f"{path}: unreadable circml sizer header ({e})") from None
-            if h.get("format") != "circml.sizing.diffusion":
-                raise ValueError(f"{path}: not a circml diffusion sizer (format {h.get('format')!r})")
-            v = h.get("version")
-            if not isinstance(v, int) or not 1 <= v <= FORMAT_VERSION:
-                raise ValueError(f"{path}: sizer format version {v!r}; this circml reads 1..{FORMAT_VERSION}")
-            s = cls(SizerConfig(**h["config"]), seed=h["seed"])
-            xs = h["x_scale"]
-            s._x_scale = MinMaxScale(xs["lo"], xs["hi"], xs["log"])
-            s._y_std = Standardize(h["y_std"]["mean"], h["y_std"]["std"])
-            s._f_std = Standardize(h["f_std"]["mean"], h["f_std"]["std"])
-            s._build(h["n_sizes"], h["n_metrics"])
-            s.load_state_dict({k: z[k] for k in z.files})
-            P = s._arrays["params"].size
-            mom = s._arrays["moments"]
-            mom[:P], mom[P:] = z["__adam_m__"], z["__adam_v__"]
-        _core.diffusion_adam_step(s._model, int(h["adam_step"]))
-        s.directions, s.size_names, s.metric_names = h["directions"], h["size_names"], h["metric_names"]
-        s.history, s.epochs_trained, s.steps_trained = h["history"], h["epochs_trained"], h["steps_trained"]
-        return s
-
     def __repr__(self) -> str:
         c = self.config
         shape = f", sizes={self.n_sizes}, metrics={self.n_metrics}, params={self.num_parameters}" if self.fitted else ""
