@@ -1010,9 +1010,8 @@ cm_status cm_diffusion_train_step(cm_diffusion *m, double *loss, const real *x0,
  * + 28). */
 static int64_t sample_sub_rows(int64_t rows, int heads) {
     const int64_t nsub = (rows + SAMPLE_SUB_ROWS - 1) / SAMPLE_SUB_ROWS;
-    int64_t per = (rows + nsub - 1) / nsub, g = 16;
-    while (g > 1 && heads % 2 == 0) { heads /= 2; g /= 2; }   /* rows per 16 pairs: 16 / gcd(heads, 16) */
-    per = (per + g - 1) / g * g;
+    const int64_t g = attention_rows_per_group(heads);
+    const int64_t per = ((rows + nsub - 1) / nsub + g - 1) / g * g;
     return per < rows ? per : rows;
 }
 

@@ -808,6 +808,12 @@ static void attention_bh(real *out, real *att, const real *q, const real *k, con
                              hs, ldq, ldkv, scale);
 }
 
+int attention_rows_per_group(int NH) {
+    int g = 16;
+    while (g > 1 && NH > 0 && NH % 2 == 0) { NH /= 2; g /= 2; }
+    return g;
+}
+
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v, int B, int T, int S, int C,
                        int NH, int ldq, int ldkv) {
     const int hs = C / NH;

@@ -56,6 +56,10 @@ void residual_backward(real *dinp1, real *dinp2, const real *dout, int64_t n);
  * and S <= 4096 (inference: the probabilities then never leave the kernel). */
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v, int B, int T, int S, int C,
                        int NH, int ldq, int ldkv);
+/* Batch rows that fill whole lane groups of attention_forward's short-sequence kernel (16 (row,
+ * head) pairs a group): 16 / gcd(NH, 16). A caller that splits a batch into pieces of a multiple
+ * of this many rows leaves no lanes idle. */
+int attention_rows_per_group(int NH);
 /* datt[B,NH,T,S] is scratch (holds the gradient of the pre-softmax scores). dq, dk, dv use the
  * strides of q, k, v and accumulate; for self-attention they are disjoint columns of one dqkv. */
 void attention_backward(real *dq, real *dk, real *dv, real *datt, const real *dout, const real *q, const real *k,
