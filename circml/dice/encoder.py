@@ -18,9 +18,7 @@ the plain one.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -30,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _core
+from .._npz import read_npz, write_npz
 from ..circuit import Circuit
 from ..graph import EDGE_TYPES, NODE_TYPES, VALUE_FEATURES, Graph, graphs_from_circuits
 from .augment import augment_batch
@@ -506,39 +505,17 @@ class DiceEncoder:
         Example:
             >>> enc.save("dice.npz"); DiceEncoder.load("dice.npz")  # doctest: +SKIP
         """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
         header = {"format": "circml.dice", "version": FORMAT_VERSION, "config": asdict(self.config),
                   "seed": self.seed, "epochs_trained": self.epochs_trained, "history": self.history,
                   "split": self.split}
-        arrays = self.state_dict()
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
-        os.replace(tmp, path)       # a crash mid-write leaves the old file, not half a new one
-        return path
+        return write_npz(path, header, self.state_dict())
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "DiceEncoder":
         """Read a model written by :meth:`save`. Refuses other files and newer format versions."""
-        path = Path(path)
-        if not path.exists() and path.with_name(path.name + ".npz").exists():
-            path = path.with_name(path.name + ".npz")
-        with np.load(path, allow_pickle=False) as z:
-            if "__header__" not in z.files:
-                raise ValueError(f"{path}: not a circml DICE model (no __header__ entry)")
-            try:
-                header = json.loads(bytes(z["__header__"]).decode())
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise ValueError(f"{path}: unreadable circml DICE header ({e})") from None
-            if header.get("format") != "circml.dice":
-                raise ValueError(f"{path}: not a circml DICE model (format {header.get('format')!r})")
-            version = header.get("version")
-            if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-                raise ValueError(f"{path}: DICE model format version {version!r}; this circml reads versions "
-                                 f"1..{FORMAT_VERSION} (a newer circml wrote it?)")
-            enc = cls(DiceConfig(**header["config"]), seed=header["seed"])
-            enc.load_state_dict({k: z[k] for k in z.files if k != "__header__"})
+        header, arrays = read_npz(path, "circml.dice", FORMAT_VERSION, "circml DICE model", "circml DICE model")
+        enc = cls(DiceConfig(**header["config"]), seed=header["seed"])
+        enc.load_state_dict(arrays)
         enc.epochs_trained = header["epochs_trained"]
         enc.history = header["history"]
         enc.split = header.get("split", {"train": [], "val": []})
@@ -548,17 +525,6 @@ class DiceEncoder:
         c = self.config
         return (f"DiceEncoder(hidden={c.hidden}, out={c.out}, layers={c.layers}, params={self.num_parameters}, "
                 f"epochs_trained={self.epochs_trained})")
-
-
-def _progress(it, enabled: bool, desc: str):
-    """Kept for callers of the old helper: wrap an iterable in tqdm when enabled."""
-    if not enabled:
-        return it
-    try:
-        from tqdm.auto import tqdm
-        return tqdm(it, desc=desc)
-    except ImportError:
-        return it
 
 
 def _unit(embeddings: np.ndarray) -> np.ndarray:

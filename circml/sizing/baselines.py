@@ -34,8 +34,8 @@ import numpy as np
 
 from .. import _core
 from ..spice.pool import SimulationPool
-from .diffusion import (FORMAT_VERSION, DiffusionSizer, SizerConfig, _LearnedSizer, _progress, _read_npz,
-                        _write_npz, parse_directions)
+from .._npz import read_npz, write_npz
+from .diffusion import FORMAT_VERSION, DiffusionSizer, SizerConfig, _LearnedSizer, _progress, parse_directions
 
 __all__ = ["MLPSizerConfig", "DiffusionMLPSizer", "ANNConfig", "InverseANNSizer", "EvolutionarySizer",
            "EvolutionResult", "spec_violation"]
@@ -625,12 +625,12 @@ class EvolutionarySizer:
         for i, r in enumerate(self.history):
             arrays[f"run{i}.X"], arrays[f"run{i}.Y"], arrays[f"run{i}.violation"] = r.X, r.Y, r.violation
             arrays[f"run{i}.targets"], arrays[f"run{i}.directions"] = r.targets, r.directions
-        return _write_npz(path, header, arrays)
+        return write_npz(path, header, arrays)
 
     @classmethod
     def load(cls, path: Union[str, Path], testbench=None) -> "EvolutionarySizer":
         """Read :meth:`save`'s file; the testbench is looked up by name unless given."""
-        h, z = _read_npz(path, cls.FORMAT)
+        h, z = read_npz(path, cls.FORMAT, FORMAT_VERSION, "circml sizer")
         if testbench is None:
             from ..spice.testbenches import get_testbench
             testbench = get_testbench(h["testbench"])

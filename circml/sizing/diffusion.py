@@ -43,9 +43,7 @@ augmentation by a factor of 10"), in this order:
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from itertools import combinations_with_replacement
@@ -55,6 +53,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _core
+from .._npz import read_npz, write_npz
 
 FORMAT_VERSION = 1
 
@@ -361,39 +360,6 @@ def _progress(enabled: bool, total: int, desc: str, unit: str):
     return tqdm(total=total, desc=desc, unit=unit)
 
 
-def _write_npz(path: Union[str, Path], header: dict, arrays: Dict[str, np.ndarray]) -> Path:
-    """``arrays`` and the JSON ``header`` into an ``.npz`` (appended to the name when missing),
-    written to a temporary file first so a crash leaves no half-written file; the path."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
-    os.replace(tmp, path)
-    return path
-
-
-def _read_npz(path: Union[str, Path], fmt: str) -> Tuple[dict, Dict[str, np.ndarray]]:
-    """The header and arrays of a file :func:`_write_npz` wrote with format ``fmt`` (no pickle);
-    refuses other files and newer format versions."""
-    path = Path(path)
-    if not path.exists() and path.with_name(path.name + ".npz").exists():
-        path = path.with_name(path.name + ".npz")
-    with np.load(path, allow_pickle=False) as z:
-        if "__header__" not in z.files:
-            raise ValueError(f"{path}: not a circml sizer (no __header__ entry)")
-        try:
-            h = json.loads(bytes(z["__header__"]).decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: unreadable circml sizer header ({e})") from None
-        if h.get("format") != fmt:
-            raise ValueError(f"{path}: not a {fmt} file (format {h.get('format')!r})")
-        v = h.get("version")
-        if not isinstance(v, int) or not 1 <= v <= FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {v!r}; this circml reads 1..{FORMAT_VERSION}")
-        return h, {k: z[k] for k in z.files if k != "__header__"}
-
-
 class _LearnedSizer:
     """What :class:`DiffusionSizer` (and DM-MLP) and the inverse ANN share: the config with keyword
     overrides, the fitted state's properties, the data checks, hold-out and preprocessing of
@@ -477,13 +443,13 @@ class _LearnedSizer:
         arrays = self.state_dict()
         mom, P = self._arrays["moments"], self._arrays["params"].size
         arrays["__adam_m__"], arrays["__adam_v__"] = mom[:P].copy(), mom[P:].copy()
-        return _write_npz(path, header, arrays)
+        return write_npz(path, header, arrays)
 
     @classmethod
     def load(cls, path: Union[str, Path]):
         """Read a sizer written by :meth:`save` (of this class). Refuses other files and newer
         format versions."""
-        h, z = _read_npz(path, cls.FORMAT)
+        h, z = read_npz(path, cls.FORMAT, FORMAT_VERSION, "circml sizer")
         s = cls(cls._config_class(**h["config"]), seed=h["seed"])
         xs = h["x_scale"]
         s._x_scale = MinMaxScale(xs["lo"], xs["hi"], xs["log"])
